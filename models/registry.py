@@ -10,9 +10,21 @@ def all_models() -> list[type[Document]]:
     from models.api_token import ApiToken
     from models.audit import AuditEntry
     from models.counter import Counter
+    from models.document import Document
     from models.document_type import DocumentType
     from models.organization import Agency, Position, Unit
     from models.role import Role
     from models.user import User
 
-    return [Agency, Unit, Position, Role, User, DocumentType, AuditEntry, ApiToken, Counter]
+    return [
+        Agency,
+        Unit,
+        Position,
+        Role,
+        User,
+        DocumentType,
+        AuditEntry,
+        ApiToken,
+        Counter,
+        Document,
+    ]
