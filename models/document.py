@@ -68,6 +68,7 @@ class StoredFile(EmbeddedDocument):
 
 class FileRevision(StoredFile):
     """One revision of the main file; signed revisions are never overwritten."""
+
     rev = IntField(required=True)
     kind = StringField(default="upload")  # upload, converted, signed, sealed, stamped
     source_rev = IntField()  # the revision this one was derived from

@@ -10,11 +10,14 @@ def all_models() -> list[type[Document]]:
     from models.api_token import ApiToken
     from models.audit import AuditEntry
     from models.counter import Counter
+    from models.delegation import Delegation
     from models.document import Document
     from models.document_type import DocumentType
+    from models.notification import Notification
     from models.organization import Agency, Position, Unit
     from models.role import Role
     from models.user import User
+    from models.workflow import WorkflowDefinition, WorkflowVersion
 
     return [
         Agency,
@@ -27,4 +30,8 @@ def all_models() -> list[type[Document]]:
         ApiToken,
         Counter,
         Document,
+        WorkflowDefinition,
+        WorkflowVersion,
+        Delegation,
+        Notification,
     ]

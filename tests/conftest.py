@@ -193,3 +193,36 @@ def run_jobs(app: Flask) -> Any:
         return bool(worker.work(burst=True))
 
     return run
+
+
+@pytest.fixture
+def make_document(users: dict[str, Any]) -> Any:
+    """Create a document through the workflow engine, as its creator would."""
+    from models.document import Document
+    from models.document_type import DocumentType
+    from workflows.engine import start
+
+    def make(direction: str = "outgoing", creator: str = "chuyenvien", **fields: Any) -> Any:
+        user = users[creator]
+        type_name = fields.pop("type_name", "Công văn")
+        doc = Document(
+            direction=direction,
+            doc_type=DocumentType.objects.get(name=type_name),
+            doc_type_name=type_name,
+            subject=fields.pop("subject", "V/v triển khai kế hoạch kiểm tra thị trường năm 2026"),
+            created_by_id=str(user.pk),
+            owner_unit_id=str(user.unit.pk),
+            issuer_unit=user.unit if direction != "incoming" else None,
+            **fields,
+        )
+        return start(doc, user)
+
+    return make
+
+
+@pytest.fixture
+def units() -> dict[str, Any]:
+    """Demo units by abbreviation."""
+    from models.organization import Unit
+
+    return {u.abbreviation: u for u in Unit.objects}

@@ -163,7 +163,7 @@ DEMO_USERS = [
 
 
 def seed_reference() -> None:
-    """Create the roles, positions and document types that are missing (idempotent)."""
+    """Create roles, positions, document types and default workflows that are missing."""
     for code, name, otp, perms in ROLES:
         if not Role.objects(code=code).first():
             Role(code=code, name=name, require_otp=otp, permissions=perms).save()
@@ -173,6 +173,9 @@ def seed_reference() -> None:
     for order, (name, abbr) in enumerate(DOCUMENT_TYPES):
         if not DocumentType.objects(name=name).first():
             DocumentType(name=name, abbreviation=abbr, order=order).save()
+    from workflows.workflow_definition import seed_definitions
+
+    seed_definitions()
 
 
 @functools.lru_cache(maxsize=1)
