@@ -59,6 +59,7 @@ def init_views(app: Flask) -> None:
     from views.i18n import compile_catalogs
     from views.organization import AgencyView, PositionView, UnitView
     from views.user import RoleView, UserView
+    from views.workflow import WorkflowView
 
     translations = compile_catalogs(app)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translations
@@ -92,6 +93,10 @@ def init_views(app: Flask) -> None:
     )
     admin.add_view(
         AuditEntryView(AuditEntry, name="Nhật ký hệ thống", category="Hệ thống", endpoint="audit")
+    )
+    admin.add_view(
+        WorkflowView(name="Quy trình xử lý", category="Hệ thống", endpoint="workflow",
+                     url="/workflows")
     )
     app.extensions["vanthu_admin"] = admin
 

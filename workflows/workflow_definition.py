@@ -323,7 +323,8 @@ def seed_definitions() -> None:
 
 
 def _dot_quote(text: Any) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def to_dot(spec: dict[str, Any]) -> str:
@@ -340,7 +341,7 @@ def to_dot(spec: dict[str, Any]) -> str:
         shape = "doublecircle" if state.get("final") else "box"
         label = state.get("label") or state["code"]
         if state.get("circuit"):
-            label += f"\\n[trình ký: {state['circuit']}]"
+            label += f"\n[trình ký: {state['circuit']}]"
         style = (
             ',style="rounded,filled",fillcolor="#e8f0fe"'
             if state["code"] == spec.get("initial_state")
