@@ -15,6 +15,7 @@ from .appearance import (
 )
 from .csc import CscClient, CscIdentity, CscSettings, open_csc_identity
 from .errors import (
+    AlreadySignedError,
     CertificateExpiredError,
     CertificateNotYetValidError,
     DocumentModifiedError,
@@ -57,6 +58,7 @@ def warm_up() -> None:
 
 
 __all__ = [
+    "AlreadySignedError",
     "Appearance",
     "Box",
     "CertInfo",

@@ -132,3 +132,13 @@ class DocumentModifiedError(SigningError):
 
     code = "document_modified"
     message = "Văn bản đã bị thay đổi sau chữ ký trước đó, không thể ký tiếp."
+
+
+class AlreadySignedError(SigningError):
+    """A plain stamp cannot be added once the document carries signatures."""
+
+    code = "already_signed"
+    message = (
+        "Văn bản đã có chữ ký số: chỉ có thể ký nháy bằng chữ ký số, "
+        "không thể thêm hình ảnh ký nháy."
+    )

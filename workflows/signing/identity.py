@@ -234,6 +234,10 @@ class _IdentityCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def pop(self, key: bytes) -> SigningIdentity | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -291,6 +295,11 @@ def cached_identity(key: bytes) -> SigningIdentity | None:
 def cache_identity(key: bytes, identity: SigningIdentity) -> None:
     """Store an identity in the per-process cache."""
     _cache.put(key, identity)
+
+
+def evict_identity(key: bytes) -> SigningIdentity | None:
+    """Remove and return a cached identity."""
+    return _cache.pop(key)
 
 
 def identity_cache_key(*parts: bytes) -> bytes:

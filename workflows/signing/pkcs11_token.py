@@ -14,12 +14,15 @@ from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
 from pyhanko.sign.signers import Signer
 
 from .errors import TokenError, WrongPinError
-from .identity import SigningIdentity, cache_identity, cached_identity, identity_cache_key
+from .identity import (
+    SigningIdentity,
+    cache_identity,
+    cached_identity,
+    evict_identity,
+    identity_cache_key,
+)
 
 log = logging.getLogger(__name__)
-
-# (library, token label) -> cache key of the identity holding a logged-in session
-_open_tokens: dict[tuple[str, str], bytes] = {}
 
 
 class Pkcs11Identity(SigningIdentity):
@@ -47,11 +50,14 @@ class Pkcs11Identity(SigningIdentity):
             log.warning("closing PKCS#11 session failed", exc_info=True)
 
 
+# (library, token label) -> cache key and identity holding the token's logged-in session
+_open_tokens: dict[tuple[str, str], tuple[bytes, Pkcs11Identity]] = {}
+
 def _close_token(lib_path: str, token_label: str) -> None:
-    key = _open_tokens.pop((lib_path, token_label), None)
-    identity = cached_identity(key) if key else None
-    if isinstance(identity, Pkcs11Identity):
-        identity.close()
+    entry = _open_tokens.pop((lib_path, token_label), None)
+    if entry is not None:
+        evict_identity(entry[0])
+        entry[1].close()
 
 
 def open_pkcs11_identity(
@@ -79,7 +85,7 @@ def open_pkcs11_identity(
         _close_token(lib_path, token_label)
         identity = _open(lib_path, token_label, pin, key_label, key_id, cert_label, chain_der)
         cache_identity(key, identity)
-        _open_tokens[(lib_path, token_label)] = key
+        _open_tokens[(lib_path, token_label)] = (key, identity)
     identity.check_validity(now)
     return identity
 

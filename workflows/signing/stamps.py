@@ -1,8 +1,9 @@
 """Image stamps without a digital signature (an initial when the agency does not require one).
 
-The stamp is a /Stamp annotation added as an incremental update: annotations are a change
-pyHanko's difference analysis allows after approval signatures, so earlier signatures stay
-valid, while the page content itself is never rewritten.
+The stamp is a /Stamp annotation added as an incremental update. Validators (pyHanko's
+difference analysis among them) treat an annotation added after a signature as a
+suspicious change, so plain stamps are only allowed before the first signature, as
+Decree 30 practice wants anyway (initials come before the leader signs).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import uuid
 
 from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.sign.fields import enumerate_sig_fields
 
 from .appearance import Appearance, AppearanceStamp, AppearanceStyle
-from .integrity import check_signed_revisions
+from .errors import AlreadySignedError
 from .pdf import open_pdf
 from .placement import Placement, resolve
 
@@ -26,13 +28,12 @@ def stamp_pdf(
     placement: Placement,
     *,
     note: str = "Ký nháy",
-    check_existing: bool = True,
     now: dt.datetime | None = None,
 ) -> bytes:
-    """Add a visible stamp annotation (no signature) and return the updated PDF."""
+    """Add a visible stamp annotation (no signature) to an unsigned PDF; return the new PDF."""
     writer = open_pdf(pdf_bytes)
-    if check_existing:
-        check_signed_revisions(writer.prev)
+    if any(True for _ in enumerate_sig_fields(writer.prev, filled_status=True)):
+        raise AlreadySignedError()
     spot = resolve(placement, writer.prev, pdf_bytes)
     x0, y0, x1, y1 = spot.rect
     moment = now or dt.datetime.now(dt.UTC)

@@ -13,6 +13,7 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import (
@@ -71,8 +72,11 @@ def _pades_level(
         return None
     if status.timestamp_validity is None:
         return "B-B"
-    dss = reader.root.get("/DSS")
-    if dss is None or not any(key in dss for key in ("/Certs", "/OCSPs", "/CRLs")):
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except (KeyError, PdfError, ValueError):
+        return "B-T"
+    if signature.signer_cert.issuer_serial not in dss.certs:
         return "B-T"
     return "B-LTA" if timestamps_after else "B-LT"
 

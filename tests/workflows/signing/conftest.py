@@ -164,6 +164,8 @@ def softhsm(pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 Attribute.LABEL: "leader",
                 Attribute.ID: b"\x01",
                 Attribute.VALUE: pki.leader.cert_der,
+                Attribute.SUBJECT: pki.leader.cert.subject.public_bytes(),
+                Attribute.ISSUER: pki.leader.cert.issuer.public_bytes(),
             }
         )
     yield {"lib": SOFTHSM_LIB, "token": token, "pin": pin, "key_label": "leader"}
