@@ -8,7 +8,6 @@ never half-signed.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -33,6 +32,7 @@ from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from ._aio import run_sync
 from .appearance import (
     VIETNAM_TZ,
     Appearance,
@@ -67,7 +67,7 @@ KINDS: tuple[str, ...] = ("initial", "sign", "seal", "attachment")
 DIGEST = "sha256"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SignRequest:
     """One document to sign, with what and where to show."""
 
@@ -82,6 +82,9 @@ class SignRequest:
     contact_info: str | None = None
     label: str | None = None
 
+    def __repr__(self) -> str:
+        return f"SignRequest({len(self.pdf_bytes)} bytes, kind={self.kind!r}, field={self.field_name!r})"
+
 
 @dataclass(frozen=True)
 class TimestampSettings:
@@ -91,7 +94,7 @@ class TimestampSettings:
     ltv_trust_roots: tuple[bytes, ...] = ()
 
 
-@dataclass
+@dataclass(repr=False)
 class _Prepared:
     request: SignRequest
     output: io.BytesIO
@@ -232,7 +235,7 @@ def _prepare(
         new_field_spec=new_field,
     )
     reserve = bytes_to_reserve(identity, timestamp=ts.timestamper is not None, ltv=ltv)
-    return asyncio.run(_digest(pdf_signer, writer, request, signing_time, field_name, reserve))
+    return run_sync(_digest(pdf_signer, writer, request, signing_time, field_name, reserve))
 
 
 async def _digest(
@@ -265,7 +268,7 @@ def _signed_attr_settings(prepared: _Prepared) -> PdfCMSSignedAttributes:
     )
 
 
-async def _finish_local(prepared: _Prepared) -> bytes:
+async def _finish_local(prepared: _Prepared) -> io.BytesIO:
     try:
         post = await prepared.tbs.perform_signature(
             prepared.digest.document_digest, _signed_attr_settings(prepared)
@@ -273,7 +276,7 @@ async def _finish_local(prepared: _Prepared) -> bytes:
         await post.post_signature_processing(prepared.output)
     except PyHankoSigningError as exc:
         raise SigningError(detail=str(exc)) from exc
-    return prepared.output.getvalue()
+    return prepared.output
 
 
 async def _remote_attrs(prepared: _Prepared, identity: SigningIdentity) -> None:
@@ -288,7 +291,7 @@ async def _remote_attrs(prepared: _Prepared, identity: SigningIdentity) -> None:
 
 async def _finish_remote(
     prepared: _Prepared, identity: SigningIdentity, raw_signature: bytes
-) -> bytes:
+) -> io.BytesIO:
     assert prepared.signed_attrs is not None
     placeholder = identity.signer()
     signer = signers.ExternalSigner(
@@ -310,7 +313,7 @@ async def _finish_remote(
         )
     except PyHankoSigningError as exc:
         raise SigningError(detail=str(exc)) from exc
-    return prepared.output.getvalue()
+    return prepared.output
 
 
 def _remote_label(request: SignRequest) -> str:
@@ -386,7 +389,7 @@ def sign_pdfs(
         for request in requests:
             try:
                 prepared = _prepare(request, identity, ts, check_existing=check_existing, now=now)
-                results.append(asyncio.run(_finish_local(prepared)))
+                results.append(run_sync(_finish_local(prepared)).getvalue())
             except SigningError as exc:
                 if raise_errors:
                     raise
@@ -408,7 +411,7 @@ def _sign_remote(
     for i, request in enumerate(requests):
         try:
             prepared = _prepare(request, identity, ts, check_existing=check_existing, now=now)
-            asyncio.run(_remote_attrs(prepared, identity))
+            run_sync(_remote_attrs(prepared, identity))
             ready.append((i, prepared))
             results.append(SigningError())
         except SigningError as exc:
@@ -431,7 +434,7 @@ def _sign_remote(
         return results
     for (i, prepared), signature in zip(ready, raw, strict=True):
         try:
-            results[i] = asyncio.run(_finish_remote(prepared, identity, signature))
+            results[i] = run_sync(_finish_remote(prepared, identity, signature)).getvalue()
         except SigningError as exc:
             if raise_errors:
                 raise

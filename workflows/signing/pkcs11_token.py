@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
 from pyhanko.sign.signers import Signer
 
+from ._aio import run_sync
 from .errors import TokenError, WrongPinError
 from .identity import (
     SigningIdentity,
@@ -114,7 +114,7 @@ def _open(
             session,
             cert_label=cert_label, key_label=key_label, key_id=key_id
         )
-        asyncio.run(signer.ensure_objects_loaded())
+        run_sync(signer.ensure_objects_loaded())
         return Pkcs11Identity(session, signer, chain_der)
     except (p11_errors.PKCS11Error, RuntimeError) as exc:
         session.close()
