@@ -101,18 +101,22 @@ def main() -> None:
     rows = [
         ("naive pyHanko, 1 page (key re-parsed, size by dry run)", measure(naive, runs)),
         ("1 page, fixed box", measure(visible(one_page, box), runs)),
-        ("1 page, box found by signer's name", measure(
-            visible(one_page, NearText("Trần Thị Bình")), runs)),
+        (
+            "1 page, box found by signer's name",
+            measure(visible(one_page, NearText("Trần Thị Bình")), runs),
+        ),
         ("1 page, seal over an existing signature", measure(seal_after_sign, runs)),
         (f"{len(big) / 1e6:.1f} MB, fixed box", measure(visible(big, box), max(5, runs // 4))),
-    ]  # fmt: skip
+    ]
     print(f"{'scenario':60} {'p50 ms':>8} {'p95 ms':>8}")
     for name, (p50, p95) in rows:
         print(f"{name:60} {p50:8.1f} {p95:8.1f}")
 
     identity = load_pkcs12_identity(deputy_p12, PASS)
-    batch = [SignRequest(one_page, appearance=appearance, placement=NearText("Trần Thị Bình"))
-             for _ in range(50)]  # fmt: skip
+    batch = [
+        SignRequest(one_page, appearance=appearance, placement=NearText("Trần Thị Bình"))
+        for _ in range(50)
+    ]
     start = time.perf_counter()
     results = sign_pdfs(batch, identity)
     elapsed = time.perf_counter() - start

@@ -86,9 +86,12 @@ def seal_appearance(image: bytes) -> Appearance:
 def attachment_appearance(number: str, *, font_size: float = 10.0) -> Appearance:
     """Attachment signature: number and notation plus ISO 8601 signing time, no image."""
     return Appearance(
-        lines_above=(number, SIGNING_TIME), font_size=font_size, bold=False, align="left",
+        lines_above=(number, SIGNING_TIME),
+        font_size=font_size,
+        bold=False,
+        align="left",
         padding=1.0,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,8 @@ class AppearanceStamp(BaseStamp):
             ops.append(self._image_ops(spec.image, pad, image_bottom, width - pad, image_top))
         if text_ops:
             ops.extend(text_ops)
-            self.set_resource(ResourceType.FONT, pdf_name("/F1"), resource.embed(self.writer))
+            font_ref = resource.embed(self._ensure_writer)
+            self.set_resource(ResourceType.FONT, pdf_name("/F1"), font_ref)
         ops.append(b"Q")
         return b"\n".join(ops)
 
@@ -177,5 +181,7 @@ class AppearanceStamp(BaseStamp):
         scale = min(box_w / image.width, box_h / image.height)
         w, h = image.width * scale, image.height * scale
         x, y = x0 + (box_w - w) / 2, y0 + (box_h - h) / 2
-        self.set_resource(ResourceType.XOBJECT, pdf_name("/Im1"), image_xobject(self.writer, image))
+        self.set_resource(
+            ResourceType.XOBJECT, pdf_name("/Im1"), image_xobject(self._ensure_writer, image)
+        )
         return b"q %.3f 0 0 %.3f %.3f %.3f cm /Im1 Do Q" % (w, h, x, y)

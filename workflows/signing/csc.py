@@ -139,9 +139,13 @@ class CscClient:
         """Fetch the certificate chain and key description of a credential."""
         body = self._ok(
             "credentials/info",
-            {"credentialID": credential_id, "certificates": "chain", "certInfo": True,
-             "authInfo": True},
-        )  # fmt: skip
+            {
+                "credentialID": credential_id,
+                "certificates": "chain",
+                "certInfo": True,
+                "authInfo": True,
+            },
+        )
         cert = body.get("cert") or {}
         key = body.get("key") or {}
         if cert.get("status", "valid") != "valid" or key.get("status", "enabled") != "enabled":

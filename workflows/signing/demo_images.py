@@ -25,7 +25,7 @@ def _scribble(width: int, height: int, strokes: int, seed: int, line: int) -> by
     s = _SUPERSAMPLE
     canvas = Image.new("RGBA", (width * s, height * s), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - drawing, not security
     for stroke in range(strokes):
         x0 = width * (0.08 + 0.84 * stroke / max(strokes, 1))
         span = width * (0.84 / max(strokes, 1)) * 1.4
@@ -42,7 +42,11 @@ def _scribble(width: int, height: int, strokes: int, seed: int, line: int) -> by
     # a final flourish under the name
     y = height * 0.8
     draw.line(
-        [(width * 0.1 * s, y * s), (width * 0.55 * s, (y - 6) * s), (width * 0.92 * s, (y - 14) * s)],
+        [
+            (width * 0.1 * s, y * s),
+            (width * 0.55 * s, (y - 6) * s),
+            (width * 0.92 * s, (y - 14) * s),
+        ],
         fill=(*BLUE, 255),
         width=max(1, line - 1) * s,
         joint="curve",
@@ -73,7 +77,9 @@ def _arc_text(
         mid = angle + step / 2
         size = int(font.size * 2)
         glyph = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-        ImageDraw.Draw(glyph).text((size / 2, size / 2), ch, font=font, fill=(*RED, 255), anchor="mm")
+        ImageDraw.Draw(glyph).text(
+            (size / 2, size / 2), ch, font=font, fill=(*RED, 255), anchor="mm"
+        )
         glyph = glyph.rotate(-math.degrees(mid + math.pi / 2), resample=Image.Resampling.BICUBIC)
         x = center + radius * math.cos(mid) - size / 2
         y = center + radius * math.sin(mid) - size / 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,18 +39,13 @@ def _fonts() -> tuple[str, str]:
 
 
 def _noise_jpeg(size: int, seed: int) -> io.BytesIO:
-    image = Image.frombytes("RGB", (size, size), os.urandom(size * size * 3) if seed < 0 else
-                            _seeded_bytes(size * size * 3, seed))  # fmt: skip
+    """Return an incompressible scan-like JPEG, the same for the same seed."""
+    noise = random.Random(seed).randbytes(size * size * 3)  # noqa: S311 - not security
+    image = Image.frombytes("RGB", (size, size), noise)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     buffer.seek(0)
     return buffer
-
-
-def _seeded_bytes(count: int, seed: int) -> bytes:
-    import random
-
-    return random.Random(seed).randbytes(count)
 
 
 def make_sample_pdf(
@@ -135,10 +130,10 @@ def _signature_block(pdf: FPDF, doc: SampleDocument) -> None:
     x, width = 320, 220
     pdf.set_font("Body", "B", 13)
     y = top
-    for line in (doc.authority, doc.title):
-        if line:
+    for heading in (doc.authority, doc.title):
+        if heading:
             pdf.set_xy(x, y)
-            pdf.cell(width, 17, line, align="C")
+            pdf.cell(width, 17, heading, align="C")
             y += 17
     pdf.set_xy(x, y + 80)
     pdf.cell(width, 17, doc.signer, align="C")

@@ -115,9 +115,7 @@ def _issue(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if issuer is not None:
         builder = builder.add_extension(
@@ -152,9 +150,13 @@ def make_demo_pki(*, key_size: int = 2048, now: dt.datetime | None = None) -> De
     ca_key = _new_key(key_size)
     ca_name = _name("VănThư Demo Root CA", "VănThư Demo PKI")
     ca_cert = _issue(
-        subject=ca_name, key=ca_key, issuer=None, not_before=start,
-        not_after=now + dt.timedelta(days=3650), ca=True,
-    )  # fmt: skip
+        subject=ca_name,
+        key=ca_key,
+        issuer=None,
+        not_before=start,
+        not_after=now + dt.timedelta(days=3650),
+        ca=True,
+    )
     ca = TestIdentity("VănThư Demo Root CA", ca_key, ca_cert)
 
     def person(
@@ -167,9 +169,13 @@ def make_demo_pki(*, key_size: int = 2048, now: dt.datetime | None = None) -> De
     ) -> TestIdentity:
         key = _new_key(key_size)
         cert = _issue(
-            subject=_name(common_name, organization), key=key, issuer=ca,
-            not_before=not_before, not_after=not_after, tsa=tsa,
-        )  # fmt: skip
+            subject=_name(common_name, organization),
+            key=key,
+            issuer=ca,
+            not_before=not_before,
+            not_after=not_after,
+            tsa=tsa,
+        )
         return TestIdentity(common_name, key, cert, (ca_cert,))
 
     return DemoPki(

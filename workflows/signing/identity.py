@@ -151,7 +151,7 @@ class _PreloadedKeySigner(SimpleSigner):
 
 
 def _public_der(public_key: Any) -> bytes:
-    return public_key.public_bytes(  # type: ignore[no-any-return]
+    return public_key.public_bytes(  # type: ignore[no-any-return,unused-ignore]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -199,9 +199,13 @@ class Pkcs12Identity(SigningIdentity):
 
     @classmethod
     def from_pem(
-        cls, key_pem: bytes, cert_pem: bytes, chain_pem: Iterable[bytes] = (), *,
+        cls,
+        key_pem: bytes,
+        cert_pem: bytes,
+        chain_pem: Iterable[bytes] = (),
+        *,
         password: bytes | None = None,
-    ) -> Pkcs12Identity:  # fmt: skip
+    ) -> Pkcs12Identity:
         """Build an identity from PEM key and certificates."""
         try:
             key = serialization.load_pem_private_key(key_pem, password)
@@ -273,9 +277,11 @@ def load_pkcs12_identity(
     passphrase never hits the cache. The certificate validity is checked on every call.
     """
     secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else (passphrase or b"")
-    master = b"" if master_key is None else (
-        master_key.encode("ascii") if isinstance(master_key, str) else master_key
-    )  # fmt: skip
+    master = (
+        b""
+        if master_key is None
+        else (master_key.encode("ascii") if isinstance(master_key, str) else master_key)
+    )
     key = _cache_key(b"pkcs12", blob, secret, master, context)
     identity = _cache.get(key)
     if not isinstance(identity, Pkcs12Identity):

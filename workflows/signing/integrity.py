@@ -29,7 +29,8 @@ def check_signed_revisions(reader: PdfFileReader) -> None:
         is_timestamp = signature.sig_object_type == "/DocTimeStamp"
         if not is_timestamp and signature.compute_digest() != expected:
             raise DocumentModifiedError(
-                f"Chữ ký “{name}” không còn khớp với nội dung: văn bản đã bị sửa, không thể ký tiếp."
+                f"Chữ ký “{name}” không còn khớp với nội dung: "
+                "văn bản đã bị sửa, không thể ký tiếp."
             )
         if not status["docmdp_ok"]:
             raise DocumentModifiedError(

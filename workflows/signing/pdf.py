@@ -13,14 +13,13 @@ import hashlib
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from asn1crypto import algos, cms
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields as sig_fields
 from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
@@ -49,7 +48,6 @@ from .errors import (
 from .identity import SigningIdentity
 from .integrity import check_signed_revisions
 from .placement import (
-    Box,
     NearText,
     OverField,
     PageCorner,
@@ -83,7 +81,8 @@ class SignRequest:
     label: str | None = None
 
     def __repr__(self) -> str:
-        return f"SignRequest({len(self.pdf_bytes)} bytes, kind={self.kind!r}, field={self.field_name!r})"
+        size = len(self.pdf_bytes)
+        return f"SignRequest({size} bytes, kind={self.kind!r}, field={self.field_name!r})"
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,8 @@ class _Prepared:
     tbs: PdfTBSDocument
     signing_time: dt.datetime
     field_name: str
+    validation_info: Any = None
     signed_attrs: cms.CMSAttributes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def open_pdf(pdf_bytes: bytes) -> IncrementalPdfFileWriter:
@@ -155,7 +154,9 @@ def _default_field_name(kind: str, existing: set[str]) -> str:
     return f"{kind}-{n}"
 
 
-def _default_placement(request: SignRequest, widgets: list[tuple[str, int, Any, bool]]) -> Placement:
+def _default_placement(
+    request: SignRequest, identity: SigningIdentity, widgets: list[tuple[str, int, Any, bool]]
+) -> Placement:
     if request.kind == "attachment":
         return PageCorner("top-right", page=0, width=175, height=30, margin=18)
     if request.kind == "seal":
@@ -163,9 +164,9 @@ def _default_placement(request: SignRequest, widgets: list[tuple[str, int, Any, 
     if request.kind == "initial":
         count = sum(1 for name, *_ in widgets if name.startswith("initial-"))
         return PageCorner("bottom-right", page=-1, width=64, height=28, margin=20, shift=70 * count)
-    appearance = request.appearance
-    if appearance is not None and appearance.lines_below:
-        return NearText(appearance.lines_below[-1])
+    if identity.cert_info.common_name:
+        # Decree 30: the signature image goes between the title and the signer's name
+        return NearText(identity.cert_info.common_name)
     raise PlacementError("Chưa cấu hình vị trí chữ ký cho bước ký này.")
 
 
@@ -203,9 +204,11 @@ def _prepare(
     if request.visible:
         style = AppearanceStyle(appearance=_appearance_for(request, signing_time))
         if not existing:
-            placement = request.placement or _default_placement(request, widgets)
+            placement = request.placement or _default_placement(request, identity, widgets)
             spot = resolve_placement(placement, writer.prev, request.pdf_bytes)
-            new_field = sig_fields.SigFieldSpec(field_name, on_page=spot.page, box=spot.rect)
+            # pyHanko annotates the box as ints but writes any number as given
+            box = cast(tuple[int, int, int, int], spot.rect)
+            new_field = sig_fields.SigFieldSpec(field_name, on_page=spot.page, box=box)
     elif not existing:
         new_field = sig_fields.SigFieldSpec(field_name)
     ltv = bool(ts.ltv_trust_roots) and ts.timestamper is not None
@@ -255,13 +258,11 @@ async def _digest(
     except PyHankoSigningError as exc:
         raise SigningError(detail=str(exc)) from exc
     assert isinstance(output, io.BytesIO)
-    prepared = _Prepared(request, output, digest, tbs, signing_time, field_name)
-    prepared.extra["validation_info"] = validation_info
-    return prepared
+    return _Prepared(request, output, digest, tbs, signing_time, field_name, validation_info)
 
 
 def _signed_attr_settings(prepared: _Prepared) -> PdfCMSSignedAttributes:
-    info = prepared.extra.get("validation_info")
+    info = prepared.validation_info
     return PdfCMSSignedAttributes(
         signing_time=prepared.signing_time,
         adobe_revinfo_attr=None if info is None else info.adobe_revinfo_attr,
@@ -349,10 +350,17 @@ def sign_pdf(
     are given as well. Remote identities wait for the user's confirmation.
     """
     request = SignRequest(
-        pdf_bytes=pdf_bytes, kind=kind, appearance=appearance, placement=placement,
-        field_name=field_name, visible=visible, reason=reason, location=location,
-        contact_info=contact_info, label=label,
-    )  # fmt: skip
+        pdf_bytes=pdf_bytes,
+        kind=kind,
+        appearance=appearance,
+        placement=placement,
+        field_name=field_name,
+        visible=visible,
+        reason=reason,
+        location=location,
+        contact_info=contact_info,
+        label=label,
+    )
     result = sign_pdfs(
         [request],
         identity,
@@ -406,18 +414,18 @@ def _sign_remote(
     now: dt.datetime | None,
     raise_errors: bool,
 ) -> list[bytes | SigningError]:
-    results: list[bytes | SigningError] = []
+    # every slot is overwritten below: by the signed PDF or by the error it raised
+    results: list[bytes | SigningError] = [SigningError() for _ in requests]
     ready: list[tuple[int, _Prepared]] = []
     for i, request in enumerate(requests):
         try:
             prepared = _prepare(request, identity, ts, check_existing=check_existing, now=now)
             run_sync(_remote_attrs(prepared, identity))
             ready.append((i, prepared))
-            results.append(SigningError())
         except SigningError as exc:
             if raise_errors:
                 raise
-            results.append(exc)
+            results[i] = exc
     if not ready:
         return results
     digests = [hashlib.sha256(p.signed_attrs.dump()).digest() for _, p in ready]  # type: ignore[union-attr]
@@ -440,24 +448,3 @@ def _sign_remote(
                 raise
             results[i] = exc
     return results
-
-
-def with_placement(request: SignRequest, placement: Placement) -> SignRequest:
-    """Return a copy of a request with another placement."""
-    return replace(request, placement=placement)
-
-
-__all__ = [
-    "KINDS",
-    "Box",
-    "NearText",
-    "OverField",
-    "PageCorner",
-    "SignRequest",
-    "SignatureKind",
-    "algos",
-    "bytes_to_reserve",
-    "open_pdf",
-    "sign_pdf",
-    "sign_pdfs",
-]

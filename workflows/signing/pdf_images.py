@@ -46,7 +46,7 @@ def encode_image(data: bytes) -> EncodedImage:
     if cached is not None:
         return cached
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError) as exc:
         raise SigningError("Ảnh chữ ký/con dấu không đọc được.") from exc

@@ -53,6 +53,7 @@ class Pkcs11Identity(SigningIdentity):
 # (library, token label) -> cache key and identity holding the token's logged-in session
 _open_tokens: dict[tuple[str, str], tuple[bytes, Pkcs11Identity]] = {}
 
+
 def _close_token(lib_path: str, token_label: str) -> None:
     entry = _open_tokens.pop((lib_path, token_label), None)
     if entry is not None:
@@ -77,9 +78,14 @@ def open_pkcs11_identity(
     token itself checks every new PIN.
     """
     key = identity_cache_key(
-        b"pkcs11", lib_path.encode(), token_label.encode(), pin.encode(),
-        (key_label or "").encode(), key_id or b"", (cert_label or "").encode(),
-    )  # fmt: skip
+        b"pkcs11",
+        lib_path.encode(),
+        token_label.encode(),
+        pin.encode(),
+        (key_label or "").encode(),
+        key_id or b"",
+        (cert_label or "").encode(),
+    )
     identity = cached_identity(key)
     if not isinstance(identity, Pkcs11Identity):
         _close_token(lib_path, token_label)
@@ -110,10 +116,7 @@ def _open(
     except (p11_errors.PKCS11Error, OSError, RuntimeError) as exc:
         raise TokenError(detail=str(exc)) from exc
     try:
-        signer = PKCS11Signer(
-            session,
-            cert_label=cert_label, key_label=key_label, key_id=key_id
-        )
+        signer = PKCS11Signer(session, cert_label=cert_label, key_label=key_label, key_id=key_id)
         run_sync(signer.ensure_objects_loaded())
         return Pkcs11Identity(session, signer, chain_der)
     except (p11_errors.PKCS11Error, RuntimeError) as exc:

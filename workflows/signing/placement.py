@@ -9,7 +9,7 @@ import tempfile
 import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -17,6 +17,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from .errors import PlacementError
 
 Rect = tuple[float, float, float, float]
+PDFTOTEXT = shutil.which("pdftotext")
 Corner = Literal["top-right", "top-left", "bottom-right", "bottom-left"]
 
 
@@ -109,7 +110,7 @@ def page_box(reader: PdfFileReader, index: int) -> Rect:
     box = _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
     if box is None:
         return (0.0, 0.0, 595.28, 841.89)
-    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, y0, x1, y1 = (float(v) for v in cast(generic.ArrayObject, box))
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
@@ -117,8 +118,12 @@ def resolve(placement: Placement, reader: PdfFileReader, pdf_bytes: bytes) -> Sp
     """Turn a placement into a page and rectangle inside that page."""
     if isinstance(placement, Box):
         index = _page_index(reader, placement.page)
-        return Spot(index, _clip((placement.x0, placement.y0, placement.x1, placement.y1),
-                                 page_box(reader, index)))  # fmt: skip
+        return Spot(
+            index,
+            _clip(
+                (placement.x0, placement.y0, placement.x1, placement.y1), page_box(reader, index)
+            ),
+        )
     if isinstance(placement, PageCorner):
         return _corner(placement, reader)
     if isinstance(placement, OverField):
@@ -153,9 +158,7 @@ def signature_widgets(reader: PdfFileReader) -> list[tuple[str, int, Rect, bool]
         fields = reader.root["/AcroForm"]["/Fields"]
     except KeyError:
         return []
-    pages = {
-        reader.find_page_for_modification(i)[0].idnum: i for i in range(page_count(reader))
-    }
+    pages = {reader.find_page_for_modification(i)[0].idnum: i for i in range(page_count(reader))}
     found: list[tuple[str, int, Rect, bool]] = []
 
     def walk(items: generic.ArrayObject, prefix: str) -> None:
@@ -171,8 +174,12 @@ def signature_widgets(reader: PdfFileReader) -> list[tuple[str, int, Rect, bool]
                 if page < 0:
                     page = _find_widget_page(reader, ref, len(pages))
                 rect = [float(v) for v in widget["/Rect"]]
-                box = (min(rect[0], rect[2]), min(rect[1], rect[3]),
-                       max(rect[0], rect[2]), max(rect[1], rect[3]))  # fmt: skip
+                box = (
+                    min(rect[0], rect[2]),
+                    min(rect[1], rect[3]),
+                    max(rect[0], rect[2]),
+                    max(rect[1], rect[3]),
+                )
                 if node.get("/FT", "/Sig") == "/Sig":
                     found.append((name, page, box, "/V" in node))
             elif "/Kids" in node:
@@ -218,7 +225,7 @@ def find_text(pdf_bytes: bytes, text: str, first: int, last: int) -> tuple[int, 
     Returns the page index and the text rectangle in pdftotext units (points from the
     top-left corner of the visible page box).
     """
-    if shutil.which("pdftotext") is None:
+    if PDFTOTEXT is None:
         raise PlacementError("Máy chủ thiếu công cụ pdftotext (poppler-utils) để tìm vị trí ký.")
     needle = _normalize(text)
     if not needle:
@@ -226,11 +233,22 @@ def find_text(pdf_bytes: bytes, text: str, first: int, last: int) -> tuple[int, 
     with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
         handle.write(pdf_bytes)
         handle.flush()
-        result = subprocess.run(  # noqa: S603 - fixed executable, no shell
-            ["pdftotext", "-q", "-bbox-layout", "-f", str(first + 1), "-l", str(last + 1),
-             handle.name, "-"],
-            capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
+        result = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [
+                PDFTOTEXT,
+                "-q",
+                "-bbox-layout",
+                "-f",
+                str(first + 1),
+                "-l",
+                str(last + 1),
+                handle.name,
+                "-",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
     if result.returncode != 0:
         return None
     return _search_xml(result.stdout, needle, first)

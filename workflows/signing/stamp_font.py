@@ -196,7 +196,9 @@ class PdfFontResource:
         for start in range(0, len(items), 100):
             chunk = items[start : start + 100]
             lines.append(f"{len(chunk)} beginbfchar")
-            lines.extend(f"<{gid:04X}> <{ch.encode('utf-16-be').hex().upper()}>" for gid, ch in chunk)
+            lines.extend(
+                f"<{gid:04X}> <{ch.encode('utf-16-be').hex().upper()}>" for gid, ch in chunk
+            )
             lines.append("endbfchar")
         lines += ["endcmap", "CMapName currentdict /CMap defineresource pop", "end", "end"]
         return "\n".join(lines).encode("ascii")

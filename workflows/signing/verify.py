@@ -65,9 +65,11 @@ def _time(value: dt.datetime | None) -> str | None:
 
 
 def _pades_level(
-    signature: EmbeddedPdfSignature, status: StandardCMSSignatureStatus, reader: PdfFileReader,
+    signature: EmbeddedPdfSignature,
+    status: StandardCMSSignatureStatus,
+    reader: PdfFileReader,
     timestamps_after: bool,
-) -> str | None:  # fmt: skip
+) -> str | None:
     if signature.sig_object.get("/SubFilter") != "/ETSI.CAdES.detached":
         return None
     if status.timestamp_validity is None:
@@ -127,9 +129,12 @@ def verify_pdf(
 
 
 def _validate(
-    signature: EmbeddedPdfSignature, context: ValidationContext, reader: PdfFileReader,
-    is_timestamp: bool, later_timestamps: bool,
-) -> dict[str, Any]:  # fmt: skip
+    signature: EmbeddedPdfSignature,
+    context: ValidationContext,
+    reader: PdfFileReader,
+    is_timestamp: bool,
+    later_timestamps: bool,
+) -> dict[str, Any]:
     info = CertInfo.from_der(signature.signer_cert.dump())
     base: dict[str, Any] = {
         "field": signature.field_name,
@@ -146,23 +151,31 @@ def _validate(
             return base | {
                 "signing_time": _time(ts_status.timestamp),
                 "timestamp_time": _time(ts_status.timestamp),
-                "intact": ts_status.intact, "valid": ts_status.valid,
+                "intact": ts_status.intact,
+                "valid": ts_status.valid,
                 "trusted": ts_status.trusted,
                 "coverage": COVERAGE.get(ts_status.coverage, "unclear"),  # type: ignore[arg-type]
-                "modification_level": level, "modifications_ok": mods_ok,
+                "modification_level": level,
+                "modifications_ok": mods_ok,
                 "pades_level": None,
-            }  # fmt: skip
+            }
         status = validate_pdf_signature(
             signature, signer_validation_context=context, ts_validation_context=context
         )
     except (SignatureValidationError, PdfError, ValueError) as exc:
         log.info("signature %s failed to validate: %s", signature.field_name, exc)
         return base | {
-            "signing_time": base["claimed_time"], "timestamp_time": None, "intact": False,
-            "valid": False, "trusted": False, "coverage": "unclear",
-            "modification_level": None, "modifications_ok": False, "pades_level": None,
+            "signing_time": base["claimed_time"],
+            "timestamp_time": None,
+            "intact": False,
+            "valid": False,
+            "trusted": False,
+            "coverage": "unclear",
+            "modification_level": None,
+            "modifications_ok": False,
+            "pades_level": None,
             "error": str(exc),
-        }  # fmt: skip
+        }
     level, mods_ok = _modification(status)
     ts = status.timestamp_validity
     return base | {

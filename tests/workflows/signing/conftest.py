@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from workflows.signing import demo_images
 from workflows.signing.demo_pdf import make_sample_pdf
@@ -147,13 +148,26 @@ def softhsm(pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     util = ["softhsm2-util", "--module", SOFTHSM_LIB]
     subprocess.run(
         [*util, "--init-token", "--free", "--label", token, "--so-pin", "12345678", "--pin", pin],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
-        [*util, "--import", str(key_file), "--token", token, "--label", "leader", "--id", "01",
-         "--pin", pin],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            *util,
+            "--import",
+            str(key_file),
+            "--token",
+            token,
+            "--label",
+            "leader",
+            "--id",
+            "01",
+            "--pin",
+            pin,
+        ],
+        check=True,
+        capture_output=True,
+    )
     key_file.unlink()
     with pkcs11.lib(SOFTHSM_LIB).get_token(token_label=token).open(rw=True, user_pin=pin) as s:
         s.create_object(
@@ -183,6 +197,6 @@ def csc_service(pki: DemoPki) -> Iterator[tuple[str, CscState]]:
 
 
 @pytest.fixture(scope="session")
-def timestamper(pki: DemoPki):  # type: ignore[no-untyped-def]
+def timestamper(pki: DemoPki) -> DummyTimeStamper:
     """Return pyHanko's in-process dummy RFC 3161 timestamper with the demo TSA."""
     return dummy_timestamper(pki.tsa)

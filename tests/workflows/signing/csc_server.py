@@ -53,7 +53,7 @@ class CscState:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
@@ -96,10 +96,21 @@ class _Handler(BaseHTTPRequestHandler):
         return mode if mode in MODES else None
 
     def _info(self, body: dict[str, Any]) -> None:
-        self._send(200, {"specs": "2.0.0.2", "name": "VanThu test RSSP", "authType": ["oauth2code"],
-                         "methods": ["credentials/list", "credentials/info",
-                                     "credentials/authorize", "signatures/signHash",
-                                     "signatures/signPolling"]})  # fmt: skip
+        self._send(
+            200,
+            {
+                "specs": "2.0.0.2",
+                "name": "VanThu test RSSP",
+                "authType": ["oauth2code"],
+                "methods": [
+                    "credentials/list",
+                    "credentials/info",
+                    "credentials/authorize",
+                    "signatures/signHash",
+                    "signatures/signPolling",
+                ],
+            },
+        )
 
     def _list(self, body: dict[str, Any]) -> None:
         self._send(200, {"credentialIDs": [f"leader-{m}" for m in MODES]})
@@ -110,12 +121,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         ident = self.server.state.identity
         chain = [ident.cert_der] + [c.public_bytes(Encoding.DER) for c in ident.chain]
-        self._send(200, {
-            "key": {"status": "enabled", "algo": ["1.2.840.113549.1.1.1"], "len": 2048},
-            "cert": {"status": "valid",
-                     "certificates": [base64.b64encode(c).decode() for c in chain]},
-            "authMode": "explicit", "SCAL": "2", "multisign": 50,
-        })  # fmt: skip
+        self._send(
+            200,
+            {
+                "key": {"status": "enabled", "algo": ["1.2.840.113549.1.1.1"], "len": 2048},
+                "cert": {
+                    "status": "valid",
+                    "certificates": [base64.b64encode(c).decode() for c in chain],
+                },
+                "authMode": "explicit",
+                "SCAL": "2",
+                "multisign": 50,
+            },
+        )
 
     def _authorize(self, body: dict[str, Any]) -> None:
         sad = uuid.uuid4().hex
@@ -152,8 +170,10 @@ class _Handler(BaseHTTPRequestHandler):
         response_id = uuid.uuid4().hex
         with state.lock:
             state.pending[response_id] = {
-                "mode": mode, "since": time.monotonic(), "signatures": signatures,
-            }  # fmt: skip
+                "mode": mode,
+                "since": time.monotonic(),
+                "signatures": signatures,
+            }
         self._send(200, {"responseID": response_id})
 
     def _poll(self, body: dict[str, Any]) -> None:
@@ -169,8 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif item["mode"] == "refuse" and waited >= state.refuse_after:
             self._send(400, {"error": "access_denied", "error_description": "user refused"})
         else:
-            self._send(400, {"error": "authorization_pending",
-                             "error_description": "waiting for the user"})  # fmt: skip
+            self._send(
+                400, {"error": "authorization_pending", "error_description": "waiting for the user"}
+            )
 
     def _timestamp(self, raw: bytes) -> None:
         request = tsp.TimeStampReq.load(raw)

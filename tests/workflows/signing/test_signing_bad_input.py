@@ -25,8 +25,9 @@ from workflows.signing import (
 
 @pytest.fixture(scope="module")
 def initialed(sample_pdf, leader, images) -> bytes:
-    return sign_pdf(sample_pdf, leader, kind="initial",
-                    appearance=initial_appearance(images.initial))  # fmt: skip
+    return sign_pdf(
+        sample_pdf, leader, kind="initial", appearance=initial_appearance(images.initial)
+    )
 
 
 def test_encrypted_pdf_is_refused(sample_pdf, deputy, images):
@@ -35,18 +36,29 @@ def test_encrypted_pdf_is_refused(sample_pdf, deputy, images):
     buffer = io.BytesIO()
     writer.write(buffer)
     with pytest.raises(EncryptedPdfError) as caught:
-        sign_pdf(buffer.getvalue(), deputy, appearance=leader_appearance(images.signature),
-                 placement=NearText("Trần Thị Bình"))  # fmt: skip
+        sign_pdf(
+            buffer.getvalue(),
+            deputy,
+            appearance=leader_appearance(images.signature),
+            placement=NearText("Trần Thị Bình"),
+        )
     assert "mã hóa" in caught.value.message
 
 
 @pytest.mark.parametrize("cut", ["truncated", "garbage", "empty"])
 def test_damaged_pdf_is_refused(cut, sample_pdf, deputy, images):
-    data = {"truncated": sample_pdf[: len(sample_pdf) // 2], "garbage": b"%PDF-1.7\n" + b"x" * 500,
-            "empty": b""}[cut]  # fmt: skip
+    data = {
+        "truncated": sample_pdf[: len(sample_pdf) // 2],
+        "garbage": b"%PDF-1.7\n" + b"x" * 500,
+        "empty": b"",
+    }[cut]
     with pytest.raises(InvalidPdfError) as caught:
-        sign_pdf(data, deputy, appearance=leader_appearance(images.signature),
-                 placement=NearText("Trần Thị Bình"))  # fmt: skip
+        sign_pdf(
+            data,
+            deputy,
+            appearance=leader_appearance(images.signature),
+            placement=NearText("Trần Thị Bình"),
+        )
     assert "PDF" in caught.value.message
 
 
@@ -59,8 +71,12 @@ def test_pdf_changed_after_the_initial_is_refused(initialed, deputy, images, ca_
     [initial] = verify_pdf(changed.getvalue(), [ca_pem])
     assert initial["intact"] and initial["modifications_ok"] is False
     with pytest.raises(DocumentModifiedError) as caught:
-        sign_pdf(changed.getvalue(), deputy, appearance=leader_appearance(images.signature),
-                 placement=NearText("Trần Thị Bình"))  # fmt: skip
+        sign_pdf(
+            changed.getvalue(),
+            deputy,
+            appearance=leader_appearance(images.signature),
+            placement=NearText("Trần Thị Bình"),
+        )
     assert "initial-1" in caught.value.message
 
 
@@ -68,18 +84,31 @@ def test_tampered_bytes_are_refused_before_signing(initialed, deputy, images):
     at = initialed.index(b"stream", 1000) + 40
     tampered = initialed[:at] + bytes([initialed[at] ^ 1]) + initialed[at + 1 :]
     with pytest.raises(DocumentModifiedError):
-        sign_pdf(tampered, deputy, appearance=leader_appearance(images.signature),
-                 placement=NearText("Trần Thị Bình"))  # fmt: skip
+        sign_pdf(
+            tampered,
+            deputy,
+            appearance=leader_appearance(images.signature),
+            placement=NearText("Trần Thị Bình"),
+        )
 
 
 def test_signed_field_cannot_be_signed_again(initialed, leader, images):
     with pytest.raises(FieldExistsError):
-        sign_pdf(initialed, leader, kind="initial", field_name="initial-1",
-                 appearance=initial_appearance(images.initial))  # fmt: skip
+        sign_pdf(
+            initialed,
+            leader,
+            kind="initial",
+            field_name="initial-1",
+            appearance=initial_appearance(images.initial),
+        )
 
 
 def test_signer_name_not_in_document(sample_pdf, deputy, images):
     with pytest.raises(PlacementError) as caught:
-        sign_pdf(sample_pdf, deputy, appearance=leader_appearance(images.signature),
-                 placement=NearText("Hoàng Văn Vắng"))  # fmt: skip
+        sign_pdf(
+            sample_pdf,
+            deputy,
+            appearance=leader_appearance(images.signature),
+            placement=NearText("Hoàng Văn Vắng"),
+        )
     assert "Hoàng Văn Vắng" in caught.value.message

@@ -7,7 +7,6 @@ import re
 import pytest
 
 from workflows.signing import (
-    NearText,
     attachment_appearance,
     initial_appearance,
     leader_appearance,
@@ -15,8 +14,8 @@ from workflows.signing import (
     sign_pdf,
     verify_pdf,
 )
-from workflows.signing.placement import signature_widgets
 from workflows.signing.pdf import open_pdf
+from workflows.signing.placement import find_text, signature_widgets
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +28,7 @@ def signed_chain(sample_pdf, leader, deputy, agency, images) -> list[bytes]:
         initialed,
         deputy,
         kind="sign",
-        appearance=leader_appearance(images.signature),
-        placement=NearText("Trần Thị Bình"),
+        appearance=leader_appearance(images.signature),  # placed above her name by default
         reason="Ký ban hành",
     )
     sealed = sign_pdf(signed, agency, kind="seal", appearance=seal_appearance(images.seal))
@@ -52,15 +50,17 @@ def test_each_step_is_an_incremental_update(sample_pdf, signed_chain):
 def test_all_three_signatures_valid_and_trusted_for_pyhanko(signed_chain, ca_pem):
     results = verify_pdf(signed_chain[-1], [ca_pem])
     assert [r["field"] for r in results] == ["initial-1", "sign-1", "seal-1"]
-    assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Trần Thị Bình",
-                                              "Sở Nội vụ tỉnh Demo"]  # fmt: skip
+    assert [r["signer"] for r in results] == [
+        "Nguyễn Văn An",
+        "Trần Thị Bình",
+        "Sở Nội vụ tỉnh Demo",
+    ]
     for result in results:
         assert result["intact"] and result["valid"] and result["trusted"], result
         assert result["modifications_ok"] is True, result
         assert result["pades_level"] == "B-B"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", result["signing_time"])
-    assert [r["coverage"] for r in results] == ["entire_revision", "entire_revision",
-                                                "entire_file"]  # fmt: skip
+    assert [r["coverage"] for r in results] == ["entire_revision", "entire_revision", "entire_file"]
     assert [r["modification_level"] for r in results] == ["form_filling", "form_filling", "none"]
 
 
@@ -87,14 +87,18 @@ def test_one_byte_tamper_is_reported_by_both_validators(signed_chain, ca_pem, pd
 
 
 def test_seal_overlaps_left_third_of_leader_signature(signed_chain):
-    widgets = {name: (page, rect) for name, page, rect, _ in
-               signature_widgets(open_pdf(signed_chain[-1]).prev)}  # fmt: skip
+    widgets = {
+        name: (page, rect)
+        for name, page, rect, _ in signature_widgets(open_pdf(signed_chain[-1]).prev)
+    }
     sign_page, (sx0, sy0, sx1, sy1) = widgets["sign-1"]
     seal_page, (kx0, ky0, kx1, ky1) = widgets["seal-1"]
     assert sign_page == seal_page == 0
     assert kx1 == pytest.approx(sx0 + (sx1 - sx0) / 3, abs=0.5)
     assert kx0 < sx0 and ky0 < (sy0 + sy1) / 2 < ky1
-    initial_page, (ix0, iy0, ix1, iy1) = widgets["initial-1"]
+    _, (_, name_top, _, _) = find_text(signed_chain[-1], "Trần Thị Bình", 0, 0)
+    assert sy0 == pytest.approx(841.89 - name_top + 2, abs=0.5), "not right above the name"
+    initial_page, (ix0, _, ix1, _) = widgets["initial-1"]
     assert initial_page == 0 and (ix1 - ix0) < (sx1 - sx0) / 2
 
 
@@ -102,7 +106,7 @@ def test_attachment_signature_top_right_with_number_and_time(sample_pdf, agency,
     signed = sign_pdf(
         sample_pdf, agency, kind="attachment", appearance=attachment_appearance("15/QĐ-SNV")
     )
-    [(name, page, (x0, y0, x1, y1), _)] = signature_widgets(open_pdf(signed).prev)
+    [(name, page, (_, _, x1, y1), _)] = signature_widgets(open_pdf(signed).prev)
     assert name == "attachment-1" and page == 0
     assert x1 > 595 - 40 and y1 > 842 - 40
     [result] = verify_pdf(signed, [ca_pem])

@@ -26,14 +26,21 @@ BOX = Box(0, 300, 100, 500, 180)
 
 def _identity(csc_service, mode: str, timeout: float = 3.0, token: str = TOKEN):
     base, _ = csc_service
-    client = CscClient(CscSettings(f"{base}/csc/v2", token, confirm_timeout=timeout,
-                                   poll_interval=0.05))  # fmt: skip
+    client = CscClient(
+        CscSettings(f"{base}/csc/v2", token, confirm_timeout=timeout, poll_interval=0.05)
+    )
     return open_csc_identity(client, f"leader-{mode}")
 
 
 def _sign(identity, pdf, images, label="Ký QĐ 15/QĐ-SNV"):
-    return sign_pdf(pdf, identity, kind="sign", placement=BOX, label=label,
-                    appearance=leader_appearance(images.signature, name="Nguyễn Văn An"))  # fmt: skip
+    return sign_pdf(
+        pdf,
+        identity,
+        kind="sign",
+        placement=BOX,
+        label=label,
+        appearance=leader_appearance(images.signature, name="Nguyễn Văn An"),
+    )
 
 
 def test_credentials_list_and_info(csc_service):
@@ -82,8 +89,10 @@ def test_batch_needs_one_authorization(csc_service, sample_pdf, images, ca_pem):
     identity = _identity(csc_service, "slow")
     before = state.calls.count("credentials/authorize")
     appearance = leader_appearance(images.signature, name="Nguyễn Văn An")
-    requests = [SignRequest(sample_pdf, appearance=appearance, placement=BOX, label="Lô 3 văn bản")
-                for _ in range(3)] + [SignRequest(b"not a pdf", placement=BOX)]  # fmt: skip
+    requests = [
+        SignRequest(sample_pdf, appearance=appearance, placement=BOX, label="Lô 3 văn bản")
+        for _ in range(3)
+    ] + [SignRequest(b"not a pdf", placement=BOX)]
     results = sign_pdfs(requests, identity)
     assert state.calls.count("credentials/authorize") == before + 1
     assert state.labels[-1] == "Lô 3 văn bản (+2 văn bản)"
@@ -96,8 +105,14 @@ def test_batch_needs_one_authorization(csc_service, sample_pdf, images, ca_pem):
 
 def test_timestamp_over_http_gives_pades_b_t(csc_service, sample_pdf, leader, images, ca_pem):
     base, _ = csc_service
-    signed = sign_pdf(sample_pdf, leader, kind="sign", placement=BOX,
-                      appearance=leader_appearance(images.signature), timestamp_url=f"{base}/tsa")  # fmt: skip
+    signed = sign_pdf(
+        sample_pdf,
+        leader,
+        kind="sign",
+        placement=BOX,
+        appearance=leader_appearance(images.signature),
+        timestamp_url=f"{base}/tsa",
+    )
     [result] = verify_pdf(signed, [ca_pem])
     assert result["pades_level"] == "B-T"
     assert result["trusted"] and result["timestamp_time"].endswith("+07:00")

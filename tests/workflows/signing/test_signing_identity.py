@@ -50,8 +50,7 @@ def test_encrypted_blob_loads_with_master_key_only(pki):
     assert identity.cert_info.common_name == "Nguyễn Văn An"
     clear_identity_cache()
     with pytest.raises(SecretError):
-        load_pkcs12_identity(blob, "p12-pass", master_key=generate_master_key(),
-                             context=b"user:42")  # fmt: skip
+        load_pkcs12_identity(blob, "p12-pass", master_key=generate_master_key(), context=b"user:42")
     with pytest.raises(SecretError):
         load_pkcs12_identity(blob, "p12-pass", master_key=master, context=b"user:43")
 

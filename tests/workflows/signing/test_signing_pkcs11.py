@@ -16,8 +16,11 @@ from workflows.signing import (
 
 
 def _open(softhsm, **overrides):
-    args = {"token_label": softhsm["token"], "pin": softhsm["pin"],
-            "key_label": softhsm["key_label"]} | overrides  # fmt: skip
+    args = {
+        "token_label": softhsm["token"],
+        "pin": softhsm["pin"],
+        "key_label": softhsm["key_label"],
+    } | overrides
     return open_pkcs11_identity(softhsm["lib"], **args)
 
 
@@ -25,9 +28,13 @@ def test_token_signature_is_valid_and_trusted(softhsm, sample_pdf, images, ca_pe
     identity = _open(softhsm, chain_der=[pki.ca.cert_der])
     assert identity.backend == "pkcs11"
     assert identity.cert_info.common_name == "Nguyễn Văn An"
-    signed = sign_pdf(sample_pdf, identity, kind="sign",
-                      appearance=leader_appearance(images.signature, name="Nguyễn Văn An"),
-                      placement=Box(0, 300, 100, 500, 180))  # fmt: skip
+    signed = sign_pdf(
+        sample_pdf,
+        identity,
+        kind="sign",
+        appearance=leader_appearance(images.signature, name="Nguyễn Văn An"),
+        placement=Box(0, 300, 100, 500, 180),
+    )
     [result] = verify_pdf(signed, [ca_pem])
     assert result["intact"] and result["valid"] and result["trusted"]
     [checked] = pdfsig(signed)
