@@ -96,7 +96,9 @@ def test_seal_overlaps_left_third_of_leader_signature(signed_chain):
     assert sign_page == seal_page == 0
     assert kx1 == pytest.approx(sx0 + (sx1 - sx0) / 3, abs=0.5)
     assert kx0 < sx0 and ky0 < (sy0 + sy1) / 2 < ky1
-    _, (_, name_top, _, _) = find_text(signed_chain[-1], "Trần Thị Bình", 0, 0)
+    found = find_text(signed_chain[-1], "Trần Thị Bình", 0, 0)
+    assert found is not None
+    _, (_, name_top, _, _) = found
     assert sy0 == pytest.approx(841.89 - name_top + 2, abs=0.5), "not right above the name"
     initial_page, (ix0, _, ix1, _) = widgets["initial-1"]
     assert initial_page == 0 and (ix1 - ix0) < (sx1 - sx0) / 2
