@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import pkcs11
+from asn1crypto import x509 as asn1_x509
 from pkcs11 import exceptions as p11_errors
 from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
@@ -116,7 +117,13 @@ def _open(
     except (p11_errors.PKCS11Error, OSError, RuntimeError) as exc:
         raise TokenError(detail=str(exc)) from exc
     try:
-        signer = PKCS11Signer(session, cert_label=cert_label, key_label=key_label, key_id=key_id)
+        signer = PKCS11Signer(
+            session,
+            cert_label=cert_label,
+            key_label=key_label,
+            key_id=key_id,
+            ca_chain=[asn1_x509.Certificate.load(der) for der in chain_der],
+        )
         run_sync(signer.ensure_objects_loaded())
         return Pkcs11Identity(session, signer, chain_der)
     except (p11_errors.PKCS11Error, RuntimeError) as exc:

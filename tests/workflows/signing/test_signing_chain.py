@@ -14,6 +14,7 @@ from workflows.signing import (
     sign_pdf,
     verify_pdf,
 )
+from workflows.signing.demo import make_demo_signing
 from workflows.signing.pdf import open_pdf
 from workflows.signing.placement import find_text, signature_widgets
 
@@ -114,3 +115,10 @@ def test_attachment_signature_top_right_with_number_and_time(sample_pdf, agency,
     [result] = verify_pdf(signed, [ca_pem])
     assert result["trusted"]
     assert pdfsig(signed)[0]["Signature Validation"] == "Signature is Valid."
+
+
+def test_demo_seed_material_is_issued_and_valid():
+    demo = make_demo_signing()
+    results = verify_pdf(demo.issued_pdf, [demo.pki.ca.cert_pem])
+    assert [r["field"] for r in results] == ["initial-1", "sign-1", "seal-1"]
+    assert all(r["trusted"] and r["modifications_ok"] for r in results)

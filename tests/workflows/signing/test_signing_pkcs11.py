@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from workflows.signing import (
     Box,
@@ -36,6 +39,8 @@ def test_token_signature_is_valid_and_trusted(softhsm, sample_pdf, images, ca_pe
         placement=Box(0, 300, 100, 500, 180),
     )
     [result] = verify_pdf(signed, [ca_pem])
+    embedded = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0].signed_data["certificates"]
+    assert len(embedded) == 2, "the CA certificate travels with the signature"
     assert result["intact"] and result["valid"] and result["trusted"]
     [checked] = pdfsig(signed)
     assert checked["Signature Validation"] == "Signature is Valid."
