@@ -3,7 +3,7 @@
 Targets (issue 5): <= 60 ms per visible signature on a 1-page PDF, <= 5 s for a batch of
 50 documents. Run from the repository root:
 
-    .venv/bin/python bench/signing_speed.py [--runs 40]
+    PYTHONPATH=. .venv/bin/python bench/signing_speed.py [--runs 40]
 """
 
 from __future__ import annotations
