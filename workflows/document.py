@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from models import audit
 from models.document import Document
 from models.organization import Agency
 from models.user import User
+from workflows.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,30 @@ def refresh_access(doc: Document) -> None:
             units.add(str(a.unit.pk))
     doc.visible_user_ids = sorted(u for u in users if u)
     doc.visible_unit_ids = sorted(u for u in units if u)
+
+
+def can_view(doc: Document, user: User) -> bool:
+    """Tell whether `user` may open `doc` (unit, involvement, role grant, clearance)."""
+    if (doc.secrecy or 0) > (user.clearance or 0):
+        return False
+    if user.can("document.view_all"):
+        return True
+    if str(user.pk) in doc.visible_user_ids:
+        return True
+    return user.unit is not None and str(user.unit.pk) in doc.visible_unit_ids
+
+
+def get_for(user: User, doc_id: Any, *, log_view: bool = True) -> Document:
+    """Return a document `user` may open; anything else is 'not found' (no id probing)."""
+    try:
+        doc = Document.objects(pk=doc_id).first()
+    except Exception:
+        doc = None
+    if doc is None or not can_view(doc, user):
+        raise NotFound("Không tìm thấy văn bản hoặc bạn không có quyền xem.")
+    if log_view and (doc.secrecy or 0) > 0:
+        audit.record("document.view", obj=doc, detail={"secrecy": doc.secrecy})
+    return doc
 
 
 def deliver_internally(doc_id: str, actor_id: str) -> list[Document]:
