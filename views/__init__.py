@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from models.audit import Actor, reset_actor, set_actor
 from models.user import User
 
+VN_TZ = __import__("datetime").timezone(__import__("datetime").timedelta(hours=7))
 csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
@@ -51,9 +52,11 @@ def init_views(app: Flask) -> None:
     from models.document_type import DocumentType
     from models.organization import Agency, Position, Unit
     from models.role import Role
+    from views import document_api  # noqa: F401 - registers the document endpoints
     from views.api import api_bp
     from views.audit import AuditEntryView
     from views.auth import AuthView, needs_password_change
+    from views.document import DocumentView
     from views.document_type import DocumentTypeView
     from views.home import HomeView
     from views.i18n import compile_catalogs
@@ -80,6 +83,7 @@ def init_views(app: Flask) -> None:
         theme=Bootstrap4Theme(fluid=True),
     )
     admin.add_view(AuthView(name="Tài khoản", endpoint="auth", url="/auth"))
+    admin.add_view(DocumentView(name="Văn bản", endpoint="document", url="/documents"))
     org, people = "Tổ chức", "Người dùng"
     admin.add_view(AgencyView(Agency, name="Cơ quan", category=org, endpoint="agency"))
     admin.add_view(UnitView(Unit, name="Đơn vị", category=org, endpoint="unit"))
@@ -95,8 +99,9 @@ def init_views(app: Flask) -> None:
         AuditEntryView(AuditEntry, name="Nhật ký hệ thống", category="Hệ thống", endpoint="audit")
     )
     admin.add_view(
-        WorkflowView(name="Quy trình xử lý", category="Hệ thống", endpoint="workflow",
-                     url="/workflows")
+        WorkflowView(
+            name="Quy trình xử lý", category="Hệ thống", endpoint="workflow", url="/workflows"
+        )
     )
     app.extensions["vanthu_admin"] = admin
 
@@ -135,6 +140,17 @@ def init_views(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+    @app.template_filter("vn_datetime")
+    def _vn_datetime(value: Any) -> str:
+        """Show a stored (UTC) time in Vietnam time."""
+        import datetime as dt
+
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return str(value.astimezone(VN_TZ).strftime("%d/%m/%Y %H:%M"))
 
     @app.context_processor
     def _portal_context() -> dict[str, Any]:

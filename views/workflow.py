@@ -61,6 +61,11 @@ def rule_choices() -> list[tuple[str, str]]:
     return out
 
 
+def action_choices() -> list[tuple[str, str]]:
+    """Registered actions (later capabilities register theirs at import time)."""
+    return [(k, a.label) for k, a in actions.REGISTRY.items()]
+
+
 def encode_rules(rules: list[dict[str, Any]] | None) -> list[str]:
     return [f"{k}:{v}" for rule in rules or [] for k, v in rule.items()]
 
@@ -86,18 +91,27 @@ class StateForm(FlaskForm):
 
 
 class TransitionForm(FlaskForm):
-    code = StringField("Mã bước chuyển", validators=[DataRequired("Nhập mã."), Length(max=40), CODE])
-    label = StringField("Tên bước (nút bấm)", validators=[DataRequired("Nhập tên."), Length(max=120)])
-    from_states = MultiCheckbox("Từ trạng thái", validators=[DataRequired("Chọn trạng thái nguồn.")])
+    code = StringField(
+        "Mã bước chuyển", validators=[DataRequired("Nhập mã."), Length(max=40), CODE]
+    )
+    label = StringField(
+        "Tên bước (nút bấm)", validators=[DataRequired("Nhập tên."), Length(max=120)]
+    )
+    from_states = MultiCheckbox(
+        "Từ trạng thái", validators=[DataRequired("Chọn trạng thái nguồn.")]
+    )
     to_state = SelectField("Tới trạng thái", validators=[DataRequired("Chọn trạng thái đích.")])
     who = MultiCheckbox("Ai được thực hiện", validators=[DataRequired("Chọn người thực hiện.")])
-    scope = SelectField("Phạm vi ủy quyền", choices=[
-        ("process", "Xử lý"), ("initial", "Ký nháy"), ("sign", "Ký ban hành")])
+    scope = SelectField(
+        "Phạm vi ủy quyền",
+        choices=[("process", "Xử lý"), ("initial", "Ký nháy"), ("sign", "Ký ban hành")],
+    )
     condition = StringField("Điều kiện (không bắt buộc)", validators=[Length(max=500)])
     inputs = MultiCheckbox("Thông tin phải nhập", choices=list(INPUTS.items()))
-    actions = MultiCheckbox("Hành động", choices=[(k, a.label) for k, a in actions.REGISTRY.items()])
-    action_params = TextAreaField("Tham số hành động (YAML, không bắt buộc)",
-                                  validators=[Length(max=2000)])
+    actions = MultiCheckbox("Hành động")
+    action_params = TextAreaField(
+        "Tham số hành động (YAML, không bắt buộc)", validators=[Length(max=2000)]
+    )
 
 
 class StepForm(FlaskForm):
@@ -105,8 +119,9 @@ class StepForm(FlaskForm):
     label = StringField("Tên bước", validators=[DataRequired("Nhập tên bước."), Length(max=120)])
     who = MultiCheckbox("Người thực hiện", validators=[DataRequired("Chọn người thực hiện.")])
     mode = SelectField("Cần", choices=[("all", "Tất cả đồng ý"), ("any", "Một người đồng ý")])
-    reject_to = SelectField("Trả lại về", choices=[("previous", "Bước trước"),
-                                                   ("drafter", "Người soạn thảo")])
+    reject_to = SelectField(
+        "Trả lại về", choices=[("previous", "Bước trước"), ("drafter", "Người soạn thảo")]
+    )
     parallel = BooleanField("Chạy song song với bước trước")
 
 
@@ -136,8 +151,9 @@ class WorkflowView(SecuredBaseView):
 
     @expose("/")
     def index(self) -> Any:
-        return self.render("workflow/index.html", definitions=WorkflowDefinition.objects,
-                           import_form=ImportForm())
+        return self.render(
+            "workflow/index.html", definitions=WorkflowDefinition.objects, import_form=ImportForm()
+        )
 
     @expose("/<code>")
     def detail(self, code: str) -> Any:
@@ -155,21 +171,28 @@ class WorkflowView(SecuredBaseView):
         transition_form.from_states.choices = state_codes
         transition_form.to_state.choices = state_codes
         transition_form.who.choices = rule_choices()
+        transition_form.actions.choices = action_choices()
         if edit:
             existing = next((t for t in spec.get("transitions") or [] if t["code"] == edit), None)
             if existing:
-                transition_form.process(data={
-                    "code": existing["code"], "label": existing.get("label"),
-                    "from_states": existing.get("from") or [], "to_state": existing.get("to"),
-                    "who": encode_rules(existing.get("who")),
-                    "scope": existing.get("scope", "process"),
-                    "condition": existing.get("condition") or "",
-                    "inputs": existing.get("inputs") or [],
-                    "actions": [a["id"] for a in existing.get("actions") or []],
-                    "action_params": yaml.safe_dump(
-                        {a["id"]: a["params"] for a in existing.get("actions") or [] if a.get("params")},
-                        allow_unicode=True) if any(a.get("params") for a in existing.get("actions") or []) else "",
-                })
+                calls = existing.get("actions") or []
+                params = {a["id"]: a["params"] for a in calls if a.get("params")}
+                transition_form.process(
+                    data={
+                        "code": existing["code"],
+                        "label": existing.get("label"),
+                        "from_states": existing.get("from") or [],
+                        "to_state": existing.get("to"),
+                        "who": encode_rules(existing.get("who")),
+                        "scope": existing.get("scope", "process"),
+                        "condition": existing.get("condition") or "",
+                        "inputs": existing.get("inputs") or [],
+                        "actions": [a["id"] for a in calls],
+                        "action_params": yaml.safe_dump(params, allow_unicode=True)
+                        if params
+                        else "",
+                    }
+                )
         step_form = StepForm(prefix="step")
         step_form.who.choices = rule_choices()
         return self.render(
@@ -197,9 +220,12 @@ class WorkflowView(SecuredBaseView):
         form = StateForm(prefix="state")
         state_codes = [s["code"] for s in spec.get("states") or []]
         form.actors.choices = rule_choices()
-        form.circuit.choices = [("", ""), *[(c["code"], c["code"]) for c in spec.get("circuits") or []]]
+        circuits = [c["code"] for c in spec.get("circuits") or []]
+        form.circuit.choices = [("", ""), *[(c, c) for c in circuits]]
         form.on_circuit_done.choices = form.on_circuit_reject.choices = [
-            ("", ""), *[(c, c) for c in state_codes]]
+            ("", ""),
+            *[(c, c) for c in state_codes],
+        ]
         if not form.validate_on_submit():
             return self._form_errors(form, code)
         state: dict[str, Any] = {"code": form.code.data, "label": form.label.data}
@@ -210,11 +236,16 @@ class WorkflowView(SecuredBaseView):
         if form.actors.data:
             state["actors"] = decode_rules(form.actors.data)
         if form.circuit.data:
-            state.update(circuit=form.circuit.data, on_circuit_done=form.on_circuit_done.data,
-                         on_circuit_reject=form.on_circuit_reject.data)
+            state.update(
+                circuit=form.circuit.data,
+                on_circuit_done=form.on_circuit_done.data,
+                on_circuit_reject=form.on_circuit_reject.data,
+            )
         states = [s for s in spec.get("states") or [] if s["code"] != state["code"]]
-        position = next((i for i, s in enumerate(spec.get("states") or [])
-                         if s["code"] == state["code"]), len(states))
+        position = next(
+            (i for i, s in enumerate(spec.get("states") or []) if s["code"] == state["code"]),
+            len(states),
+        )
         states.insert(position, state)
         spec["states"] = states
         return self._save(definition, spec, f"Đã lưu trạng thái '{state['label']}'.")
@@ -225,10 +256,12 @@ class WorkflowView(SecuredBaseView):
         spec = self._draft(definition)
         spec["states"] = [s for s in spec.get("states") or [] if s["code"] != state]
         spec["transitions"] = [
-            t for t in spec.get("transitions") or [] if t.get("to") != state
-            and state not in (t.get("from") or [])
+            t
+            for t in spec.get("transitions") or []
+            if t.get("to") != state and state not in (t.get("from") or [])
         ]
-        return self._save(definition, spec, f"Đã xóa trạng thái '{state}' và các bước chuyển của nó.")
+        message = f"Đã xóa trạng thái '{state}' và các bước chuyển của nó."
+        return self._save(definition, spec, message)
 
     @expose("/<code>/transition", methods=("POST",))
     def save_transition(self, code: str) -> Any:
@@ -239,6 +272,7 @@ class WorkflowView(SecuredBaseView):
         form.from_states.choices = codes
         form.to_state.choices = codes
         form.who.choices = rule_choices()
+        form.actions.choices = action_choices()
         if not form.validate_on_submit():
             return self._form_errors(form, code)
         try:
@@ -253,8 +287,11 @@ class WorkflowView(SecuredBaseView):
             flash(exc.message, "error")
             return redirect(url_for(".detail", code=code))
         transition: dict[str, Any] = {
-            "code": form.code.data, "label": form.label.data, "from": form.from_states.data,
-            "to": form.to_state.data, "who": decode_rules(form.who.data),
+            "code": form.code.data,
+            "label": form.label.data,
+            "from": form.from_states.data,
+            "to": form.to_state.data,
+            "who": decode_rules(form.who.data),
         }
         if form.scope.data != "process":
             transition["scope"] = form.scope.data
@@ -293,11 +330,16 @@ class WorkflowView(SecuredBaseView):
             return self._form_errors(form, code)
         steps = target.setdefault("steps", [])
         last_group = max((s.get("group", i) for i, s in enumerate(steps)), default=-1)
-        steps.append({
-            "kind": form.kind.data, "label": form.label.data, "who": decode_rules(form.who.data),
-            "mode": form.mode.data, "reject_to": form.reject_to.data,
-            "group": last_group if form.parallel.data and steps else last_group + 1,
-        })
+        steps.append(
+            {
+                "kind": form.kind.data,
+                "label": form.label.data,
+                "who": decode_rules(form.who.data),
+                "mode": form.mode.data,
+                "reject_to": form.reject_to.data,
+                "group": last_group if form.parallel.data and steps else last_group + 1,
+            }
+        )
         return self._save(definition, spec, f"Đã thêm bước '{form.label.data}' vào luồng trình ký.")
 
     @expose("/<code>/circuit/<circuit>/step/<int:index>/delete", methods=("POST",))
@@ -320,8 +362,11 @@ class WorkflowView(SecuredBaseView):
         except DefinitionInvalid as exc:
             flash("Chưa ban hành được. Cần sửa: " + " ".join(exc.problems), "error")
         else:
-            flash(f"Đã ban hành phiên bản {version.version}. Văn bản mới theo phiên bản này; "
-                  "văn bản đang xử lý giữ phiên bản cũ.", "success")
+            flash(
+                f"Đã ban hành phiên bản {version.version}. Văn bản mới theo phiên bản này; "
+                "văn bản đang xử lý giữ phiên bản cũ.",
+                "success",
+            )
         return redirect(url_for(".detail", code=code))
 
     @expose("/<code>/discard", methods=("POST",))
@@ -341,8 +386,11 @@ class WorkflowView(SecuredBaseView):
             abort(404)
         text = export_definition(self._definition(code), fmt)
         mime = "application/json" if fmt == "json" else "application/x-yaml"
-        return Response(text, mimetype=mime, headers={
-            "Content-Disposition": f"attachment; filename=quy-trinh-{code}.{fmt}"})
+        return Response(
+            text,
+            mimetype=mime,
+            headers={"Content-Disposition": f"attachment; filename=quy-trinh-{code}.{fmt}"},
+        )
 
     @expose("/import", methods=("POST",))
     def import_view(self) -> Any:
@@ -356,12 +404,18 @@ class WorkflowView(SecuredBaseView):
             return redirect(url_for(".index"))
         try:
             data = parse_definition_text(raw.decode("utf-8"))
-            problems = validate({k: v for k, v in data.items()
-                                 if k not in ("code", "name", "kind", "directions", "doc_types")})
+            problems = validate(
+                {
+                    k: v
+                    for k, v in data.items()
+                    if k not in ("code", "name", "kind", "directions", "doc_types")
+                }
+            )
             if form.publish_now.data and problems:
                 raise DefinitionInvalid(problems)
-            definition = import_definition(data, current_user._get_current_object(),
-                                           publish_now=bool(form.publish_now.data))
+            definition = import_definition(
+                data, current_user._get_current_object(), publish_now=bool(form.publish_now.data)
+            )
         except UnicodeDecodeError:
             flash("Tệp phải được mã hóa UTF-8.", "error")
             return redirect(url_for(".index"))
