@@ -38,3 +38,13 @@ def register_job_cli(app: Flask) -> None:
         from jobs.worker import run_worker
 
         run_worker(names, burst=burst)
+
+    @app.cli.command("scheduler")
+    @with_appcontext
+    def scheduler() -> None:
+        """Enqueue periodic jobs (reminders, deadlines, escalations); run exactly one."""
+        from flask import current_app
+
+        from jobs.scheduler import run_scheduler
+
+        run_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]

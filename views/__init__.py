@@ -56,10 +56,12 @@ def init_views(app: Flask) -> None:
     from views.api import api_bp
     from views.audit import AuditEntryView
     from views.auth import AuthView, needs_password_change
+    from views.delegation import DelegationView
     from views.document import DocumentView
     from views.document_type import DocumentTypeView
     from views.home import HomeView
     from views.i18n import compile_catalogs
+    from views.notification import NotificationView
     from views.organization import AgencyView, PositionView, UnitView
     from views.user import RoleView, UserView
     from views.workflow import WorkflowView
@@ -84,6 +86,10 @@ def init_views(app: Flask) -> None:
     )
     admin.add_view(AuthView(name="Tài khoản", endpoint="auth", url="/auth"))
     admin.add_view(DocumentView(name="Văn bản", endpoint="document", url="/documents"))
+    admin.add_view(DelegationView(name="Ủy quyền", endpoint="delegation", url="/delegations"))
+    admin.add_view(
+        NotificationView(name="Thông báo", endpoint="notification", url="/notifications")
+    )
     org, people = "Tổ chức", "Người dùng"
     admin.add_view(AgencyView(Agency, name="Cơ quan", category=org, endpoint="agency"))
     admin.add_view(UnitView(Unit, name="Đơn vị", category=org, endpoint="unit"))
@@ -154,7 +160,13 @@ def init_views(app: Flask) -> None:
 
     @app.context_processor
     def _portal_context() -> dict[str, Any]:
+        from models.notification import Notification
+
+        unread = 0
+        if current_user.is_authenticated:
+            unread = Notification.objects.unread_for(str(current_user.pk)).count()
         return {
+            "unread_notifications": unread,
             "embedded_mode": app.config["EMBEDDED"],
             "demo_mode": app.config["DEMO_MODE"],
         }

@@ -59,8 +59,10 @@ class HomeView(AdminIndexView):
         return self.render(
             "home.html",
             figures=figures,
-            state_rows=[(direction, labels.get((direction, state), state), count)
-                        for (direction, state), count in sorted(figures["by_state"].items())],
+            state_rows=[
+                (direction, labels.get((direction, state), state), count)
+                for (direction, state), count in sorted(figures["by_state"].items())
+            ],
             agency=Agency.current(),
             stats=stats,
             permissions=[(p, PERMISSIONS[p]) for p in sorted(user.permissions)],

@@ -31,8 +31,10 @@ def register_cli(app: Flask) -> None:
 
         app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
         if app_obj.config["JOBS_INPROCESS"]:
+            from jobs.scheduler import ensure_inprocess_scheduler
             from jobs.worker import ensure_inprocess_worker
 
             ensure_inprocess_worker(app_obj)
+            ensure_inprocess_scheduler(app_obj)
         click.echo(f"VănThư: http://{host}:{port}/")
         waitress_serve(app_obj, host=host, port=port, threads=threads, ident="VanThu")

@@ -130,9 +130,12 @@ class DuplicateWarning(Conflict):
     code = "possible_duplicate"
 
     def __init__(self, duplicates: list[Document]) -> None:
-        listing = "; ".join(f"{d.notation or '?'} ({d.issuer or ''}, số đến {d.arrival_number})"
-                            if d.direction == "incoming" else f"{d.notation or d.number}"
-                            for d in duplicates[:5])
+        listing = "; ".join(
+            f"{d.notation or '?'} ({d.issuer or ''}, số đến {d.arrival_number})"
+            if d.direction == "incoming"
+            else f"{d.notation or d.number}"
+            for d in duplicates[:5]
+        )
         super().__init__(
             f"Văn bản có thể đã được vào sổ: {listing}. Kiểm tra lại, hoặc xác nhận để vẫn vào sổ."
         )
@@ -177,9 +180,15 @@ def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
 
 
 FIELD_LABELS = {
-    "subject": "Trích yếu", "issuer": "Cơ quan ban hành", "notation": "Số, ký hiệu",
-    "issued_on": "Ngày văn bản", "doc_type": "Loại văn bản", "signer_name": "Người ký",
-    "signer_title": "Chức vụ người ký", "place": "Địa danh", "content": "Nội dung",
+    "subject": "Trích yếu",
+    "issuer": "Cơ quan ban hành",
+    "notation": "Số, ký hiệu",
+    "issued_on": "Ngày văn bản",
+    "doc_type": "Loại văn bản",
+    "signer_name": "Người ký",
+    "signer_title": "Chức vụ người ký",
+    "place": "Địa danh",
+    "content": "Nội dung",
 }
 
 
@@ -199,14 +208,22 @@ def parse_fields(data: Mapping[str, Any], direction: str, actor: User) -> dict[s
         problems.append("Vui lòng nhập trích yếu văn bản.")
     doc_type = None
     if data.get("doc_type"):
-        doc_type = DocumentType.objects(pk=data["doc_type"]).first() if ObjectId.is_valid(
-            str(data["doc_type"])) else None
+        doc_type = (
+            DocumentType.objects(pk=data["doc_type"]).first()
+            if ObjectId.is_valid(str(data["doc_type"]))
+            else None
+        )
     if doc_type is None:
         problems.append("Vui lòng chọn loại văn bản.")
     fields["doc_type"] = doc_type
     fields["doc_type_name"] = doc_type.name if doc_type else None
-    for key, limit in (("notation", 120), ("issuer", 300), ("place", 100),
-                       ("signer_title", 200), ("signer_name", 200)):
+    for key, limit in (
+        ("notation", 120),
+        ("issuer", 300),
+        ("place", 100),
+        ("signer_title", 200),
+        ("signer_name", 200),
+    ):
         fields[key] = _text(data, key, limit) or None
     fields["content"] = _text(data, "content", 200_000) or None
     attempt(lambda: fields.update(issued_on=parse_date(data.get("issued_on"), "Ngày văn bản")))
@@ -214,8 +231,11 @@ def parse_fields(data: Mapping[str, Any], direction: str, actor: User) -> dict[s
     attempt(lambda: fields.update(urgency=_int_choice(data.get("urgency"), range(4), "Độ khẩn")))
     attempt(lambda: fields.update(secrecy=_int_choice(data.get("secrecy"), range(4), "Độ mật")))
     for key, label in (("pages", "Số trang"), ("copies", "Số bản")):
-        attempt(lambda key=key, label=label: fields.update(
-            {key: _int_choice(data.get(key), range(100_000), label) or None}))
+        attempt(
+            lambda key=key, label=label: fields.update(
+                {key: _int_choice(data.get(key), range(100_000), label) or None}
+            )
+        )
     authority = str(data.get("signer_authority") or "")
     if authority not in SIGNER_AUTHORITIES:
         problems.append("Thẩm quyền ký không hợp lệ.")
@@ -234,8 +254,11 @@ def parse_fields(data: Mapping[str, Any], direction: str, actor: User) -> dict[s
     else:
         signer = None
         if data.get("signer"):
-            signer = User.objects(pk=data["signer"], active=True).first() if ObjectId.is_valid(
-                str(data["signer"])) else None
+            signer = (
+                User.objects(pk=data["signer"], active=True).first()
+                if ObjectId.is_valid(str(data["signer"]))
+                else None
+            )
             if signer is None or not signer.can("document.sign"):
                 problems.append("Người ký phải là lãnh đạo có quyền ký văn bản.")
         elif direction == "outgoing":
@@ -244,7 +267,8 @@ def parse_fields(data: Mapping[str, Any], direction: str, actor: User) -> dict[s
         if signer is not None:
             fields["signer_name"] = fields["signer_name"] or signer.full_name
             fields["signer_title"] = fields["signer_title"] or (
-                signer.position.name.upper() if signer.position else None)
+                signer.position.name.upper() if signer.position else None
+            )
         ids = data.get("recipient_units") or []
         ids = ids if isinstance(ids, list) else [ids]
         units = list(Unit.objects(pk__in=[i for i in ids if ObjectId.is_valid(str(i))]))
@@ -256,8 +280,9 @@ def parse_fields(data: Mapping[str, Any], direction: str, actor: User) -> dict[s
     return fields
 
 
-def _store_files(main: FileStorage | None, extras: list[FileStorage], actor: User,
-                 stored: list[StoredFile]) -> tuple[StoredFile | None, list[StoredFile]]:
+def _store_files(
+    main: FileStorage | None, extras: list[FileStorage], actor: User, stored: list[StoredFile]
+) -> tuple[StoredFile | None, list[StoredFile]]:
     from workflows import storage
 
     main_file = None
@@ -280,14 +305,25 @@ def _discard(stored: list[StoredFile]) -> None:
         storage.delete_file(item.file_id)
 
 
-def _create(direction: str, actor: User, data: Mapping[str, Any], main: FileStorage | None,
-            extras: list[FileStorage], *, confirm_duplicate: bool = False) -> Document:
+def _create(
+    direction: str,
+    actor: User,
+    data: Mapping[str, Any],
+    main: FileStorage | None,
+    extras: list[FileStorage],
+    *,
+    confirm_duplicate: bool = False,
+) -> Document:
     from workflows import register_book, storage
     from workflows.engine import start
 
     fields = parse_fields(data, direction, actor)
-    doc = Document(direction=direction, created_by_id=str(actor.pk),
-                   owner_unit_id=str(actor.unit.pk) if actor.unit else None, **fields)
+    doc = Document(
+        direction=direction,
+        created_by_id=str(actor.pk),
+        owner_unit_id=str(actor.unit.pk) if actor.unit else None,
+        **fields,
+    )
     if direction != "incoming":
         doc.issuer_unit = actor.unit
         agency = Agency.current()
@@ -320,8 +356,14 @@ def _create(direction: str, actor: User, data: Mapping[str, Any], main: FileStor
 
 def _convert_if_needed(doc: Document, actor: User) -> None:
     revision = doc.current_revision
-    if revision is not None and revision.mime != "application/pdf" and revision.mime in (
-        DOCX_MIME, DOC_MIME,
+    if (
+        revision is not None
+        and revision.mime != "application/pdf"
+        and revision.mime
+        in (
+            DOCX_MIME,
+            DOC_MIME,
+        )
     ):
         from jobs.conversion import enqueue_conversion
 
@@ -332,19 +374,28 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 DOC_MIME = "application/msword"
 
 
-def register_incoming(actor: User, data: Mapping[str, Any], main: FileStorage | None,
-                      extras: list[FileStorage] | None = None, *,
-                      confirm_duplicate: bool = False) -> Document:
+def register_incoming(
+    actor: User,
+    data: Mapping[str, Any],
+    main: FileStorage | None,
+    extras: list[FileStorage] | None = None,
+    *,
+    confirm_duplicate: bool = False,
+) -> Document:
     """Register an incoming document: metadata, scan, arrival number and date, workflow."""
     if not actor.can("document.register_incoming"):
         raise Forbidden("Bạn không có quyền vào sổ văn bản đến.")
-    return _create("incoming", actor, data, main, extras or [],
-                   confirm_duplicate=confirm_duplicate)
+    return _create("incoming", actor, data, main, extras or [], confirm_duplicate=confirm_duplicate)
 
 
-def create_draft(actor: User, data: Mapping[str, Any], main: FileStorage | None,
-                 extras: list[FileStorage] | None = None, *, direction: str = "outgoing"
-                 ) -> Document:
+def create_draft(
+    actor: User,
+    data: Mapping[str, Any],
+    main: FileStorage | None,
+    extras: list[FileStorage] | None = None,
+    *,
+    direction: str = "outgoing",
+) -> Document:
     """Create an outgoing (or internal) draft with its file, and start its workflow."""
     if direction not in ("outgoing", "internal"):
         raise ValidationFailed("Loại văn bản không hợp lệ.")
@@ -356,14 +407,16 @@ def create_draft(actor: User, data: Mapping[str, Any], main: FileStorage | None,
 EDITABLE_STATES = {"incoming": {"registered"}, "outgoing": {"draft"}, "internal": {"draft"}}
 
 
-def update_metadata(doc_id: Any, actor: User, data: Mapping[str, Any], expected_version: int
-                    ) -> Document:
+def update_metadata(
+    doc_id: Any, actor: User, data: Mapping[str, Any], expected_version: int
+) -> Document:
     """Edit a document's metadata; a save on a stale version is refused, nothing lost."""
     doc = get_for(actor, doc_id, log_view=False)
     if doc.migrated:
         raise Forbidden("Văn bản chuyển đổi từ hệ thống cũ chỉ để tra cứu, không sửa được.")
     may_edit = doc.created_by_id == str(actor.pk) or (
-        doc.direction == "incoming" and actor.can("document.register_incoming"))
+        doc.direction == "incoming" and actor.can("document.register_incoming")
+    )
     if not may_edit:
         raise Forbidden("Bạn không có quyền sửa văn bản này.")
     if doc.state not in EDITABLE_STATES[doc.direction]:
@@ -376,10 +429,15 @@ def update_metadata(doc_id: Any, actor: User, data: Mapping[str, Any], expected_
         setattr(doc, key, value)
     from workflows.engine import _save
 
-    doc.history.append(HistoryEntry(
-        actor_id=str(actor.pk), actor_name=actor.full_name, action="edited",
-        label="Sửa thông tin văn bản", detail={"fields": sorted(changed)},
-    ))
+    doc.history.append(
+        HistoryEntry(
+            actor_id=str(actor.pk),
+            actor_name=actor.full_name,
+            action="edited",
+            label="Sửa thông tin văn bản",
+            detail={"fields": sorted(changed)},
+        )
+    )
     refresh_access(doc)
     _save(doc, expected_version, doc.state)
     return doc
