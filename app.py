@@ -44,6 +44,8 @@ class DefaultConfig:
     OTP_PENDING_SECONDS = 300
     API_TOKEN_TTL_HOURS = 12
     JOB_RESULT_TTL_SECONDS = 7 * 24 * 3600
+    CONVERSION_TIMEOUT_SECONDS = 120
+    SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
 
     TESTING = False
 
