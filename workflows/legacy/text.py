@@ -1,0 +1,216 @@
+"""Text rules for legacy exports: encodings, separators, Unicode, HTML, control characters."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+# C0/C1 controls except \t and \n (\r, \v, \f are turned into \n first), DEL, stray BOMs.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\ufffe]")
+_LINE_BREAKS_RE = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
+_SPACES_RE = re.compile(r"\s+")
+_HTML_HINT_RE = re.compile(
+    r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>|<!--|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});"
+)
+_BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_FOLD_SEP_RE = re.compile(r"[\s_\-]+")
+
+
+def to_nfc(value: str) -> str:
+    """Return the NFC form of a string (cheap when it already is NFC)."""
+    if value.isascii() or unicodedata.is_normalized("NFC", value):
+        return value
+    return unicodedata.normalize("NFC", value)
+
+
+def remove_control_chars(value: str) -> str:
+    """Turn line breaks into \\n and remove every other control character except \\t."""
+    if value.isascii() and value.isprintable():
+        return value
+    value = _LINE_BREAKS_RE.sub("\n", value)
+    return _CONTROL_RE.sub("", value)
+
+
+def looks_like_html(value: str) -> bool:
+    """Tell whether a value holds HTML tags or entities."""
+    return ("<" in value or "&" in value) and _HTML_HINT_RE.search(value) is not None
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = frozenset((
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer",
+        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
+        "table", "tbody", "tfoot", "thead", "tr", "ul",
+    ))  # fmt: skip
+    _SKIP = frozenset(("script", "style", "head", "title"))
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip_depth += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def html_to_text(value: str) -> str:
+    """Strip HTML tags and entities to plain text, keeping paragraph breaks."""
+    parser = _TextExtractor()
+    parser.feed(value)
+    parser.close()
+    text = "".join(parser.parts).replace("\xa0", " ")
+    lines = [_SPACES_RE.sub(" ", line).strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    return _BLANK_LINES_RE.sub("\n\n", text).strip()
+
+
+@dataclass(slots=True)
+class CleanText:
+    """A cleaned value and, when it held HTML, the original markup."""
+
+    text: str
+    html: str | None = None
+
+
+def clean_text(value: str, *, single_line: bool = False) -> CleanText:
+    """Normalize a text value: line breaks, control characters, NFC, HTML, outer whitespace."""
+    value = to_nfc(remove_control_chars(value))
+    html = None
+    if looks_like_html(value):
+        html = value
+        value = html_to_text(value)
+    if single_line:
+        value = _SPACES_RE.sub(" ", value)
+    return CleanText(value.strip(), html)
+
+
+def fold_key(value: str) -> str:
+    """Return a lookup key without case, diacritics or separator differences."""
+    value = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+    value = "".join(c for c in value if not unicodedata.combining(c))
+    return _FOLD_SEP_RE.sub(" ", value.casefold()).strip()
+
+
+def detect_encoding(head: bytes) -> str:
+    """Guess a CSV's encoding from its first bytes: utf-8-sig, utf-16, utf-8 or cp1258."""
+    if head.startswith(UTF8_BOM):
+        return "utf-8-sig"
+    if head.startswith(UTF16_BOMS):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the end of the sample is still UTF-8.
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return "cp1258"
+    return "utf-8"
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """What the line decoder saw: the detected encoding and lines that needed a fallback."""
+
+    encoding: str = "utf-8"
+    fallback_lines: list[int] = field(default_factory=list)
+
+    @property
+    def effective(self) -> str:
+        """Name the encoding to report, ``mixed`` when lines disagreed."""
+        return "mixed" if self.fallback_lines else self.encoding
+
+
+def decode_lines(
+    lines: Iterable[bytes], stats: DecodeStats | None = None, *, encoding: str | None = None
+) -> Iterator[str]:
+    """Decode byte lines as UTF-8 (BOM removed) or Windows-1258, line by line, keeping ends.
+
+    Unless ``encoding`` forces one, the encoding is guessed from the first line that is not
+    plain ASCII; a line that does not decode in it is decoded with the other one and its
+    number recorded in ``stats``.
+    """
+    stats = stats if stats is not None else DecodeStats()
+    decided = encoding is not None
+    if encoding is not None:
+        stats.encoding = "cp1258" if encoding == "cp1258" else "utf-8"
+    for number, raw in enumerate(lines, 1):
+        if number == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[3:]
+            stats.encoding, decided = "utf-8-sig", True
+        if b"\x00" in raw:
+            raw = raw.replace(b"\x00", b"")
+        if raw.isascii():
+            yield raw.decode("ascii")
+            continue
+        if not decided:
+            stats.encoding, decided = detect_encoding(raw).replace("utf-8-sig", "utf-8"), True
+        primary = "cp1258" if stats.encoding == "cp1258" else "utf-8"
+        try:
+            yield raw.decode(primary)
+        except UnicodeDecodeError:
+            stats.fallback_lines.append(number)
+            other = "utf-8" if primary == "cp1258" else "cp1258"
+            try:
+                yield raw.decode(other)
+            except UnicodeDecodeError:
+                yield raw.decode(primary, errors="replace")
+
+
+def sniff_delimiter(header: str, candidates: str = ",;\t|") -> str:
+    """Pick the separator that occurs most often outside quotes in a header line."""
+    counts = dict.fromkeys(candidates, 0)
+    quoted = False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(candidates, key=lambda c: counts[c])
+    return best if counts[best] else ","
+
+
+def encode_cp1258(text: str) -> bytes:
+    """Encode text as Windows-1258 (base letter + combining tone mark), for building exports."""
+    out = bytearray()
+    for char in unicodedata.normalize("NFC", text):
+        try:
+            out += char.encode("cp1258")
+            continue
+        except UnicodeEncodeError:
+            pass
+        decomposed = unicodedata.normalize("NFD", char)
+        # Keep the longest composed prefix cp1258 has (e.g. "ê" of "ề"), then the marks.
+        for cut in range(len(decomposed), 0, -1):
+            base = unicodedata.normalize("NFC", decomposed[:cut])
+            try:
+                out += base.encode("cp1258") + decomposed[cut:].encode("cp1258")
+                break
+            except UnicodeEncodeError:
+                continue
+        else:
+            out += b"?"
+    return bytes(out)
