@@ -146,11 +146,11 @@ class RowBuilder:
         if kind == "list" and isinstance(value, list):
             items = [self._text(out, name, value_to_text(v), True) for v in value]
             return [i for i in items if i]
-        text = self._text(out, name, value_to_text(value), kind != "text")
+        text = self._text(out, name, value_to_text(value), kind not in ("text", "list"))
         if kind in ("line", "text"):
             return text
         if kind == "list":
-            return [part for part in _RECIPIENT_SPLIT_RE.split(text) if part]
+            return [" ".join(part.split()) for part in _RECIPIENT_SPLIT_RE.split(text) if part]
         if not text:
             return None
         if kind in ("date", "datetime"):

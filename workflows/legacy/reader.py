@@ -62,8 +62,7 @@ class TableReader(Generic[R]):
     def _iterate(self) -> Iterator[R]:
         assert self.member is not None
         builder = RowBuilder(self.mapping, self.table)
-        with self.source.open(self.member) as raw:
-            stream = _buffered(raw)
+        with self.source.open(self.member) as raw, _buffered(raw) as stream:
             if self.format == "jsonl":
                 yield from self._jsonl(stream, builder)  # type: ignore[misc]
             else:
@@ -116,12 +115,17 @@ class TableReader(Generic[R]):
 
     def _csv(self, stream: io.BufferedReader, builder: RowBuilder) -> Iterator[r.Row]:
         stats = DecodeStats()
-        lines: Iterable[str]
-        if stream.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            lines = io.TextIOWrapper(stream, encoding="utf-16", newline="")
-            stats.encoding = "utf-16"
-        else:
+        if stream.peek(2)[:2] not in (b"\xff\xfe", b"\xfe\xff"):
             lines = decode_lines(stream, stats, encoding=self.mapping.encoding)
+            yield from self._csv_rows(lines, stats, builder)
+            return
+        stats.encoding = "utf-16"
+        with io.TextIOWrapper(stream, encoding="utf-16", newline="") as text:
+            yield from self._csv_rows(text, stats, builder)
+
+    def _csv_rows(
+        self, lines: Iterable[str], stats: DecodeStats, builder: RowBuilder
+    ) -> Iterator[r.Row]:
         iterator = iter(lines)
         first = next(iterator, "")
         self.delimiter = self.mapping.delimiter or sniff_delimiter(

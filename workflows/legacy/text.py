@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,8 @@ _CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\ufffe]")
 _LINE_BREAKS_RE = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
 _SPACES_RE = re.compile(r"\s+")
 _HTML_HINT_RE = re.compile(
-    r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>|<!--|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});"
+    r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>|<!--"
+    r"|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});"
 )
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _FOLD_SEP_RE = re.compile(r"[\s_\-]+")
@@ -43,11 +45,12 @@ def looks_like_html(value: str) -> bool:
 
 
 class _TextExtractor(HTMLParser):
-    _BLOCK = frozenset((
-        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer",
-        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
-        "table", "tbody", "tfoot", "thead", "tr", "ul",
+    # Paragraph-level tags are separated by a blank line, line-level tags start a new line.
+    _PARAGRAPH = frozenset((
+        "address", "article", "aside", "blockquote", "div", "dl", "footer", "h1", "h2", "h3",
+        "h4", "h5", "h6", "header", "ol", "p", "pre", "section", "table", "ul",
     ))  # fmt: skip
+    _LINE = frozenset(("br", "dd", "dt", "hr", "li", "tr"))
     _SKIP = frozenset(("script", "style", "head", "title"))
 
     def __init__(self) -> None:
@@ -58,20 +61,22 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
             self._skip_depth += 1
-        elif tag in self._BLOCK:
+        elif tag in self._PARAGRAPH:
+            self.parts.append("\n\n")
+        elif tag in self._LINE:
             self.parts.append("\n")
         elif tag in ("td", "th"):
             self.parts.append("\t")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._BLOCK:
+        if tag in self._LINE:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP:
             self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
+        elif tag in self._PARAGRAPH:
+            self.parts.append("\n\n")
 
     def handle_data(self, data: str) -> None:
         if not self._skip_depth:
@@ -193,6 +198,26 @@ def sniff_delimiter(header: str, candidates: str = ",;\t|") -> str:
     return best if counts[best] else ","
 
 
+def _encode_cp1258_char(char: str) -> bytes:
+    """Encode one letter as the composed base cp1258 has plus its remaining tone mark."""
+    decomposed = unicodedata.normalize("NFD", char)
+    base, marks = decomposed[0], list(decomposed[1:])
+    # Keep the composed letter cp1258 has (e.g. "ê" of "ệ") and write the rest as marks.
+    for keep in itertools.chain.from_iterable(
+        itertools.combinations(marks, n) for n in range(len(marks), -1, -1)
+    ):
+        rest = marks.copy()
+        for mark in keep:
+            rest.remove(mark)
+        try:
+            return (unicodedata.normalize("NFC", base + "".join(keep)) + "".join(rest)).encode(
+                "cp1258"
+            )
+        except UnicodeEncodeError:
+            continue
+    return b"?"
+
+
 def encode_cp1258(text: str) -> bytes:
     """Encode text as Windows-1258 (base letter + combining tone mark), for building exports."""
     out = bytearray()
@@ -202,15 +227,5 @@ def encode_cp1258(text: str) -> bytes:
             continue
         except UnicodeEncodeError:
             pass
-        decomposed = unicodedata.normalize("NFD", char)
-        # Keep the longest composed prefix cp1258 has (e.g. "ê" of "ề"), then the marks.
-        for cut in range(len(decomposed), 0, -1):
-            base = unicodedata.normalize("NFC", decomposed[:cut])
-            try:
-                out += base.encode("cp1258") + decomposed[cut:].encode("cp1258")
-                break
-            except UnicodeEncodeError:
-                continue
-        else:
-            out += b"?"
+        out += _encode_cp1258_char(char)
     return bytes(out)

@@ -1,0 +1,107 @@
+"""Attachment files: streaming, hashing, classification and PDF text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+
+import pytest
+
+from workflows.legacy import extract_pdf_text, inspect_attachment, open_export
+from workflows.legacy import files as files_module
+
+
+def export_with(kit, files):
+    return kit.write("e", {"documents.csv": "legacy_id,direction\r\n", **files})
+
+
+def test_sink_receives_every_byte_in_chunks_once(kit):
+    data = os.urandom(files_module.CHUNK * 2 + 123)
+    chunks: list[bytes] = []
+    with open_export(export_with(kit, {"files/big.bin": data})) as source:
+        check = inspect_attachment(
+            source, "files/big.bin", expected_sha256=hashlib.sha256(data).hexdigest(),
+            expected_size=len(data), sink=chunks.append,
+        )  # fmt: skip
+    assert check.status == "ok" and not check.is_pdf and check.size == len(data)
+    assert len(chunks) == 3 and max(map(len, chunks)) == files_module.CHUNK
+    assert b"".join(chunks) == data
+
+
+def test_flawed_file_bytes_still_reach_the_sink(kit, pdf_bytes):
+    damaged = pdf_bytes[:300]
+    chunks: list[bytes] = []
+    with open_export(export_with(kit, {"files/d.pdf": damaged})) as source:
+        check = inspect_attachment(source, "files/d.pdf", expected_sha256="0" * 64,
+                                   sink=chunks.append)  # fmt: skip
+    assert check.status == "sha_mismatch" and check.flags == ["sha_mismatch", "damaged_pdf"]
+    assert check.flawed and len(check.reasons) == 2 and b"".join(chunks) == damaged
+
+
+def test_missing_file_never_touches_the_sink(kit):
+    with open_export(export_with(kit, {})) as source:
+        check = inspect_attachment(source, "files/none.pdf", sink=pytest.fail)
+    assert check.status == "missing" and not check.flawed and "files/none.pdf" in check.reason
+
+
+def test_text_is_capped(kit, pdf_bytes):
+    with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
+        check = inspect_attachment(source, "files/a.pdf", max_text_chars=10)
+    assert check.text == "Quyết định" and check.text_truncated
+
+
+def test_without_text_extraction_encryption_is_still_found(kit, pdf_bytes):
+    members = {"files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+               "files/own.pdf": kit.encrypt_pdf(pdf_bytes, "")}  # fmt: skip
+    with open_export(export_with(kit, members)) as source:
+        enc = inspect_attachment(source, "files/enc.pdf", extract_text=False)
+        own = inspect_attachment(source, "files/own.pdf", extract_text=False)
+    assert enc.status == "encrypted_pdf" and enc.text == ""
+    assert own.status == "ok" and own.notes == ["restricted_pdf"]
+
+
+def test_pypdf_fallback_without_poppler(kit, pdf_bytes, monkeypatch):
+    monkeypatch.setattr(files_module.shutil, "which", lambda name: None)
+    members = {"files/a.pdf": pdf_bytes, "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+               "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n"}  # fmt: skip
+    with open_export(export_with(kit, members)) as source:
+        ok = inspect_attachment(source, "files/a.pdf")
+        enc = inspect_attachment(source, "files/enc.pdf")
+        bad = inspect_attachment(source, "files/bad.pdf")
+    assert ok.status == "ok" and "chuyển đổi số" in ok.text
+    assert enc.status == "encrypted_pdf"
+    assert bad.status == "damaged_pdf"
+
+
+def test_pdftotext_reports_why_a_pdf_is_damaged(tmp_path, pdf_bytes):
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n")
+    result = extract_pdf_text(str(path))
+    assert result.error == "damaged" and result.detail and result.text == ""
+    path.write_bytes(pdf_bytes)
+    result = extract_pdf_text(str(path))
+    assert result.error is None and "Điều 1" in result.text
+
+
+def test_corrupted_zip_member_is_unreadable_not_a_crash(kit, tmp_path, pdf_bytes):
+    path = tmp_path / "e.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("documents.csv", "legacy_id,direction\r\n")
+        zf.writestr("files/a.pdf", pdf_bytes)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"Catalog")  # inside the PDF member: its CRC no longer matches
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with open_export(path) as source:
+        check = inspect_attachment(source, "files/a.pdf")
+    assert check.status == "unreadable" and check.sha256 is None and "CRC" in check.reason
+
+
+def test_temporary_copies_are_removed(kit, pdf_bytes, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(files_module.tempfile, "tempdir", None)
+    with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
+        inspect_attachment(source, "files/a.pdf")
+    assert list((tmp_path / "tmp").iterdir()) == []
