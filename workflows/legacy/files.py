@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -45,6 +47,15 @@ class PdfText:
     truncated: bool = False
     error: str | None = None
     detail: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class TextOptions:
+    """How to extract text: longest text kept, pdftotext timeout, engine."""
+
+    max_chars: int = MAX_TEXT_CHARS
+    timeout: float = PDFTOTEXT_TIMEOUT
+    engine: str = "auto"
 
 
 @dataclass(slots=True)
@@ -103,6 +114,7 @@ def inspect_attachment(
     extract_text: bool = True,
     max_text_chars: int = MAX_TEXT_CHARS,
     timeout: float = PDFTOTEXT_TIMEOUT,
+    engine: str = "auto",
 ) -> FileCheck:
     """Stream one attachment in chunks: size, sha256, flags, and PDF text.
 
@@ -146,7 +158,13 @@ def inspect_attachment(
         if temp is not None and size:
             temp.close()
             _check_pdf(
-                check, temp.name, head, tail, encrypt_mark, extract_text, max_text_chars, timeout
+                check,
+                temp.name,
+                head,
+                tail,
+                encrypt_mark,
+                extract_text,
+                TextOptions(max_text_chars, timeout, engine),
             )
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         check.size, check.sha256 = size, None
@@ -179,8 +197,7 @@ def _check_pdf(
     tail: bytes,
     encrypt_mark: bool,
     extract_text: bool,
-    max_chars: int,
-    timeout: float,
+    options: TextOptions,
 ) -> None:
     if b"%PDF-" not in head:
         check.flag(DAMAGED_PDF, "Tệp .pdf không có tiêu đề %PDF: không phải PDF hoặc đã hỏng.")
@@ -191,7 +208,9 @@ def _check_pdf(
         if encrypt_mark:
             _probe_encryption(check, path)
         return
-    result = extract_pdf_text(path, max_chars=max_chars, timeout=timeout)
+    result = extract_pdf_text(
+        path, max_chars=options.max_chars, timeout=options.timeout, engine=options.engine
+    )
     check.text, check.text_truncated = result.text, result.truncated
     if result.error == "encrypted":
         check.flag(ENCRYPTED_PDF, "PDF được mã hóa bằng mật khẩu: không đọc được nội dung.")
@@ -218,10 +237,33 @@ def _probe_encryption(check: FileCheck, path: str) -> None:
         check.flag(DAMAGED_PDF, f"PDF hỏng, không đọc được: {type(exc).__name__}.")
 
 
+def pdf_engine(engine: str = "auto") -> str:
+    """Resolve ``auto`` to the fastest engine installed: pdfium, pdftotext, then pypdf."""
+    if engine != "auto":
+        return engine
+    if importlib.util.find_spec("pypdfium2") is not None:
+        return "pdfium"
+    return "pdftotext" if shutil.which("pdftotext") else "pypdf"
+
+
 def extract_pdf_text(
-    path: str, *, max_chars: int = MAX_TEXT_CHARS, timeout: float = PDFTOTEXT_TIMEOUT
+    path: str,
+    *,
+    max_chars: int = MAX_TEXT_CHARS,
+    timeout: float = PDFTOTEXT_TIMEOUT,
+    engine: str = "auto",
 ) -> PdfText:
-    """Extract a PDF file's text with poppler's pdftotext (pypdf when it is not installed)."""
+    """Extract a PDF file's text with pdfium (in-process), poppler's pdftotext or pypdf.
+
+    pdfium is about 5x faster than starting pdftotext per file but has no timeout and
+    runs one call at a time (it is not thread-safe); pdftotext runs in a subprocess with
+    ``timeout``. ``auto`` picks the first one installed.
+    """
+    engine = pdf_engine(engine)
+    if engine == "pdfium":
+        return _pdfium_text(path, max_chars)
+    if engine == "pypdf":
+        return _pypdf_text(path, max_chars)
     binary = shutil.which("pdftotext")
     if binary is None:
         return _pypdf_text(path, max_chars)
@@ -244,6 +286,39 @@ def extract_pdf_text(
         data = out.read(max_chars * 4 + 4)
         more = bool(out.read(1))
     return _finish_text(data.decode("utf-8", errors="replace"), max_chars, more)
+
+
+_PDFIUM_LOCK = threading.Lock()
+_PDFIUM_PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+
+
+def _pdfium_text(path: str, max_chars: int) -> PdfText:
+    import pypdfium2
+
+    parts: list[str] = []
+    length = 0
+    with _PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(path)
+        except pypdfium2.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == _PDFIUM_PASSWORD_ERROR:
+                return PdfText(error="encrypted", detail="cần mật khẩu")
+            return PdfText(error="damaged", detail=str(exc)[:300])
+        try:
+            for index in range(len(document)):
+                page = document[index]
+                textpage = page.get_textpage()
+                parts.append(textpage.get_text_bounded())
+                textpage.close()
+                page.close()
+                length += len(parts[-1])
+                if length > max_chars:
+                    break
+        except pypdfium2.PdfiumError as exc:
+            return PdfText(error="damaged", detail=str(exc)[:300])
+        finally:
+            document.close()
+    return _finish_text("\n\n".join(parts), max_chars, False)
 
 
 def _pdftotext_error(binary: str, path: str, timeout: float) -> str:

@@ -33,7 +33,8 @@ def to_nfc(value: str) -> str:
 
 def remove_control_chars(value: str) -> str:
     """Turn line breaks into \\n and remove every other control character except \\t."""
-    if value.isascii() and value.isprintable():
+    # Fast path (C speed): no control character, once \n and \t are set aside.
+    if value.replace("\n", " ").replace("\t", " ").isprintable():
         return value
     value = _LINE_BREAKS_RE.sub("\n", value)
     return _CONTROL_RE.sub("", value)

@@ -45,9 +45,10 @@ def test_missing_file_never_touches_the_sink(kit):
     assert check.status == "missing" and not check.flawed and "files/none.pdf" in check.reason
 
 
-def test_text_is_capped(kit, pdf_bytes):
+@pytest.mark.parametrize("engine", ["auto", "pdftotext", "pypdf"])
+def test_text_is_capped(kit, pdf_bytes, engine):
     with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
-        check = inspect_attachment(source, "files/a.pdf", max_text_chars=10)
+        check = inspect_attachment(source, "files/a.pdf", max_text_chars=10, engine=engine)
     assert check.text == "Quyết định" and check.text_truncated
 
 
@@ -61,26 +62,46 @@ def test_without_text_extraction_encryption_is_still_found(kit, pdf_bytes):
     assert own.status == "ok" and own.notes == ["restricted_pdf"]
 
 
-def test_pypdf_fallback_without_poppler(kit, pdf_bytes, monkeypatch):
-    monkeypatch.setattr(files_module.shutil, "which", lambda name: None)
-    members = {"files/a.pdf": pdf_bytes, "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
-               "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n"}  # fmt: skip
+@pytest.mark.parametrize("engine", ["pdfium", "pdftotext", "pypdf"])
+def test_every_engine_classifies_the_same(kit, pdf_bytes, engine):
+    if engine == "pdfium":
+        pytest.importorskip("pypdfium2")
+    members = {
+        "files/a.pdf": pdf_bytes,
+        "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+        "files/own.pdf": kit.encrypt_pdf(pdf_bytes, ""),
+        "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n",
+        "files/cut.pdf": pdf_bytes[: len(pdf_bytes) // 2],
+    }
     with open_export(export_with(kit, members)) as source:
-        ok = inspect_attachment(source, "files/a.pdf")
-        enc = inspect_attachment(source, "files/enc.pdf")
-        bad = inspect_attachment(source, "files/bad.pdf")
-    assert ok.status == "ok" and "chuyển đổi số" in ok.text
-    assert enc.status == "encrypted_pdf"
-    assert bad.status == "damaged_pdf"
+        checks = {
+            name: inspect_attachment(source, f"files/{name}.pdf", engine=engine)
+            for name in ("a", "enc", "own", "bad", "cut")
+        }
+    assert {name: c.status for name, c in checks.items()} == {
+        "a": "ok", "enc": "encrypted_pdf", "own": "ok", "bad": "damaged_pdf", "cut": "damaged_pdf"
+    }  # fmt: skip
+    assert "Điều 1. Phê duyệt kế hoạch chuyển đổi số." in checks["a"].text
+    assert "chuyển đổi số" in checks["own"].text and checks["own"].notes == ["restricted_pdf"]
+    assert checks["enc"].text == "" and "mật khẩu" in checks["enc"].reason
 
 
-def test_pdftotext_reports_why_a_pdf_is_damaged(tmp_path, pdf_bytes):
+def test_auto_engine_falls_back_to_what_is_installed(monkeypatch):
+    monkeypatch.setattr(files_module.importlib.util, "find_spec", lambda name: None)
+    assert files_module.pdf_engine() == "pdftotext"
+    monkeypatch.setattr(files_module.shutil, "which", lambda name: None)
+    assert files_module.pdf_engine() == "pypdf"
+    assert files_module.pdf_engine("pdftotext") == "pdftotext"
+
+
+@pytest.mark.parametrize("engine", ["pdftotext", "auto"])
+def test_extract_pdf_text_says_why_a_pdf_is_damaged(tmp_path, pdf_bytes, engine):
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n")
-    result = extract_pdf_text(str(path))
+    result = extract_pdf_text(str(path), engine=engine)
     assert result.error == "damaged" and result.detail and result.text == ""
     path.write_bytes(pdf_bytes)
-    result = extract_pdf_text(str(path))
+    result = extract_pdf_text(str(path), engine=engine)
     assert result.error is None and "Điều 1" in result.text
 
 
