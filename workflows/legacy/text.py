@@ -16,10 +16,9 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\ufffe]")
 _LINE_BREAKS_RE = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
 _SPACES_RE = re.compile(r"\s+")
-_HTML_HINT_RE = re.compile(
-    r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>|<!--"
-    r"|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});"
-)
+_LINE_BREAK_CHARS = ("\r", "\x0b", "\x0c", "\u2028", "\u2029")
+_TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>|<!--")
+_ENTITY_RE = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _FOLD_SEP_RE = re.compile(r"[\s_\-]+")
 
@@ -36,13 +35,24 @@ def remove_control_chars(value: str) -> str:
     # Fast path (C speed): no control character, once \n and \t are set aside.
     if value.replace("\n", " ").replace("\t", " ").isprintable():
         return value
-    value = _LINE_BREAKS_RE.sub("\n", value)
+    # Non-printable but harmless characters (no-break space...) are common: check cheaply.
+    if any(char in value for char in _LINE_BREAK_CHARS):
+        value = _LINE_BREAKS_RE.sub("\n", value)
+    if _CONTROL_RE.search(value) is None:
+        return value
     return _CONTROL_RE.sub("", value)
 
 
 def looks_like_html(value: str) -> bool:
     """Tell whether a value holds HTML tags or entities."""
-    return ("<" in value or "&" in value) and _HTML_HINT_RE.search(value) is not None
+    # Try the patterns only where a '<' or '&' is: long texts have few of them.
+    for mark, pattern in (("<", _TAG_RE), ("&", _ENTITY_RE)):
+        start = value.find(mark)
+        while start != -1:
+            if pattern.match(value, start):
+                return True
+            start = value.find(mark, start + 1)
+    return False
 
 
 class _TextExtractor(HTMLParser):
@@ -111,7 +121,7 @@ def clean_text(value: str, *, single_line: bool = False) -> CleanText:
         html = value
         value = html_to_text(value)
     if single_line:
-        value = _SPACES_RE.sub(" ", value)
+        value = " ".join(value.split())
     return CleanText(value.strip(), html)
 
 
