@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from html.parser import HTMLParser
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -16,6 +17,7 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff\ufffe]")
 _LINE_BREAKS_RE = re.compile("\r\n?|[\x0b\x0c\u2028\u2029]")
 _SPACES_RE = re.compile(r"\s+")
+_TONE_MARKS = ("\u0300", "\u0301", "\u0303", "\u0309", "\u0323")
 _LINE_BREAK_CHARS = ("\r", "\x0b", "\x0c", "\u2028", "\u2029")
 _TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>|<!--")
 _ENTITY_RE = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
@@ -25,9 +27,13 @@ _FOLD_SEP_RE = re.compile(r"[\s_\-]+")
 
 def to_nfc(value: str) -> str:
     """Return the NFC form of a string (cheap when it already is NFC)."""
-    if value.isascii() or unicodedata.is_normalized("NFC", value):
+    if value.isascii():
         return value
-    return unicodedata.normalize("NFC", value)
+    # Decomposed Vietnamese (NFD, Windows-1258) carries these tone marks: normalize at once
+    # rather than paying for is_normalized's full check first.
+    if any(mark in value for mark in _TONE_MARKS) or not unicodedata.is_normalized("NFC", value):
+        return unicodedata.normalize("NFC", value)
+    return value
 
 
 def remove_control_chars(value: str) -> str:
@@ -229,14 +235,22 @@ def _encode_cp1258_char(char: str) -> bytes:
     return b"?"
 
 
+@cache
+def _cp1258_table() -> dict[int, str]:
+    """Map every letter cp1258 lacks to the composed base + tone mark it does have."""
+    table = {}
+    for code in range(0xC0, 0x2000):
+        char = chr(code)
+        try:
+            char.encode("cp1258")
+        except UnicodeEncodeError:
+            encoded = _encode_cp1258_char(char)
+            if encoded != b"?":
+                table[code] = encoded.decode("cp1258")
+    return table
+
+
 def encode_cp1258(text: str) -> bytes:
     """Encode text as Windows-1258 (base letter + combining tone mark), for building exports."""
-    out = bytearray()
-    for char in unicodedata.normalize("NFC", text):
-        try:
-            out += char.encode("cp1258")
-            continue
-        except UnicodeEncodeError:
-            pass
-        out += _encode_cp1258_char(char)
-    return bytes(out)
+    text = unicodedata.normalize("NFC", text).translate(_cp1258_table())
+    return text.encode("cp1258", errors="replace")
