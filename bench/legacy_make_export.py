@@ -34,7 +34,7 @@ from typing import IO
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workflows.legacy.text import encode_cp1258
 
-CORPUS = Path("/work/shared/data/corpus/documents.jsonl.gz")
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared/data/corpus/documents.jsonl.gz"
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 DOC_FIELDS = [
     "legacy_id", "direction", "number", "doc_type", "agency", "signed_date", "received_date",

@@ -47,7 +47,11 @@ class TableReader(Generic[R]):
         self.member = next(
             (m for name in mapping.table(table).files if (m := source.resolve(name))), None
         )
-        self.format = "jsonl" if self.member and self.member.lower().endswith(".jsonl") else "csv"
+        self.format = (
+            "jsonl"
+            if self.member and self.member.lower().endswith((".jsonl", ".ndjson"))
+            else "csv"
+        )
         self.encoding: str | None = None
         self.delimiter: str | None = None
         self.header: list[str] = []

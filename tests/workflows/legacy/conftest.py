@@ -17,7 +17,6 @@ from fpdf import FPDF
 from workflows.legacy.text import encode_cp1258
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-SAMPLE = Path("/work/shared/data/legacy-sample")
 
 
 def encode(text: str, encoding: str) -> bytes:
