@@ -6,7 +6,14 @@ This package only reads and classifies; storing into the database is the importe
 from .dates import VIETNAM_TZ, ParsedDate, as_datetime, parse_date
 from .dedupe import DuplicateTracker
 from .files import FileCheck, PdfText, extract_pdf_text, inspect_attachment, resolve_attachment
-from .mapping import Mapping, MappingError, default_mapping, load_mapping, parse_mapping
+from .mapping import (
+    Mapping,
+    MappingError,
+    default_mapping,
+    load_mapping,
+    parse_mapping,
+    parse_mapping_text,
+)
 from .reader import (
     TableReader,
     estimate_rows,
@@ -46,6 +53,7 @@ __all__ = [
     "open_export",
     "parse_date",
     "parse_mapping",
+    "parse_mapping_text",
     "read_attachments",
     "read_documents",
     "read_history",

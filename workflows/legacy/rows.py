@@ -107,6 +107,14 @@ class Row:
         """Return the problems that do not prevent the import."""
         return [p for p in self.problems if p.severity == WARNING]
 
+    def report(self) -> list[dict[str, Any]]:
+        """Return the row's problems as report entries {row, legacy_id, kind, reason, severity}."""
+        return [
+            {"row": self.row, "legacy_id": self.legacy_id, "kind": p.kind, "reason": p.reason,
+             "severity": p.severity}
+            for p in self.problems
+        ]  # fmt: skip
+
 
 @dataclass(slots=True)
 class DocumentRow(Row):

@@ -207,6 +207,9 @@ def test_every_document_is_imported_duplicate_or_rejected(faulty):
     assert kinds == sorted(["missing_legacy_id", "invalid_direction", "invalid_direction",
                             *extra])  # fmt: skip
     assert all(reason for _, _, reason in reasons.values())
+    entry = next(e for r in rejected for e in r.report() if e["kind"] == "invalid_direction")
+    assert set(entry) == {"row", "legacy_id", "kind", "reason", "severity"}
+    assert entry["legacy_id"] in ("L-010", "L-011") and entry["severity"] == "reject"
     assert any("Thiếu số hiệu cũ" in r for _, _, r in reasons.values())
     assert any("'xyz' không hợp lệ" in r for _, _, r in reasons.values())
     assert any("Thiếu chiều văn bản" in r for _, _, r in reasons.values())
