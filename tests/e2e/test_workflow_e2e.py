@@ -30,7 +30,10 @@ def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
     admin.get_by_text("Đã lưu trạng thái 'Pháp chế thẩm định'.").wait_for()
     assert "không thể tới được" in admin.locator("#problems").inner_text()
     # ...that "Trình duyệt" now leads to, and a transition out of it.
-    admin.locator("#transitions-table tr", has_text="submit").get_by_role("link", name="Sửa").click()
+    row = admin.locator("#transitions-table tr", has_text="submit")
+    with admin.expect_navigation():
+        row.get_by_role("link", name="Sửa").click()
+    assert admin.locator("#tr-code").input_value() == "submit"
     admin.select_option("#tr-to_state", "legal_review")
     admin.locator("#add-transition").get_by_label("Trình ký nháy (bắt đầu luồng trình ký)").uncheck()
     admin.click("#save-transition")
