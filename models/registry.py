@@ -13,6 +13,7 @@ def all_models() -> list[type[Document]]:
     from models.document import Document
     from models.document_type import DocumentType
     from models.organization import Agency, Position, Unit
+    from models.register_book import CancelledNumber, NumberReservation, RegisterBook
     from models.role import Role
     from models.user import User
 
@@ -27,4 +28,7 @@ def all_models() -> list[type[Document]]:
         ApiToken,
         Counter,
         Document,
+        RegisterBook,
+        NumberReservation,
+        CancelledNumber,
     ]
