@@ -58,6 +58,7 @@ def init_views(app: Flask) -> None:
     from views.home import HomeView
     from views.i18n import compile_catalogs
     from views.organization import AgencyView, PositionView, UnitView
+    from views.register_book import add_register_views
     from views.user import RoleView, UserView
 
     translations = compile_catalogs(app)
@@ -90,6 +91,7 @@ def init_views(app: Flask) -> None:
             DocumentType, name="Loại văn bản", category="Danh mục", endpoint="document_type"
         )
     )
+    add_register_views(admin)
     admin.add_view(
         AuditEntryView(AuditEntry, name="Nhật ký hệ thống", category="Hệ thống", endpoint="audit")
     )
