@@ -63,6 +63,7 @@ def init_views(app: Flask) -> None:
     from views.i18n import compile_catalogs
     from views.notification import NotificationView
     from views.organization import AgencyView, PositionView, UnitView
+    from views.register_book import add_register_views
     from views.user import RoleView, UserView
     from views.workflow import WorkflowView
 
@@ -101,6 +102,7 @@ def init_views(app: Flask) -> None:
             DocumentType, name="Loại văn bản", category="Danh mục", endpoint="document_type"
         )
     )
+    add_register_views(admin)
     admin.add_view(
         AuditEntryView(AuditEntry, name="Nhật ký hệ thống", category="Hệ thống", endpoint="audit")
     )
