@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from bson import ObjectId
 from werkzeug.datastructures import FileStorage
@@ -287,12 +287,16 @@ def _store_files(
 
     main_file = None
     if main is not None and main.filename:
-        main_file = storage.store_upload(main.stream, main.filename, uploaded_by=str(actor.pk))
+        main_file = storage.store_upload(
+            cast(BinaryIO, main.stream), main.filename, uploaded_by=str(actor.pk)
+        )
         stored.append(main_file)
     attachments = []
     for extra in extras:
         if extra is not None and extra.filename:
-            item = storage.store_upload(extra.stream, extra.filename, uploaded_by=str(actor.pk))
+            item = storage.store_upload(
+                cast(BinaryIO, extra.stream), extra.filename, uploaded_by=str(actor.pk)
+            )
             stored.append(item)
             attachments.append(item)
     return main_file, attachments
