@@ -119,10 +119,12 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     _register_cli(app)
 
     if app.config["SEED_DEMO_ON_START"]:
+        from workflows.demo_documents import seed_demo_documents
         from workflows.seed import seed_demo
 
         with app.app_context():
             seed_demo()
+            seed_demo_documents()
     return app
 
 
