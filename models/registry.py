@@ -11,9 +11,11 @@ def all_models() -> list[type[Document]]:
     from models.audit import AuditEntry
     from models.counter import Counter
     from models.delegation import Delegation
+    from models.delivery import Delivery
     from models.document import Document
     from models.document_type import DocumentType
     from models.notification import Notification
+    from models.opinion import OpinionRequest
     from models.organization import Agency, Position, Unit
     from models.role import Role
     from models.user import User
@@ -34,4 +36,6 @@ def all_models() -> list[type[Document]]:
         WorkflowVersion,
         Delegation,
         Notification,
+        Delivery,
+        OpinionRequest,
     ]
