@@ -1,8 +1,7 @@
-"""Periodic deadline work: opinion reminders before the deadline, and closing at it.
+"""Periodic opinion work: reminders before the deadline, and closing at it.
 
-Run `run_opinion_deadlines` every minute. With RQ's cron (rq >= 2.5), a cron config file
-calls `register_cron(cron)`; any other scheduler may enqueue it through `jobs.enqueue`
-with the job id it returns from `job_id_for`, so two ticks of the same minute run once.
+`jobs/scheduler.py` enqueues `run_opinion_deadlines` once a minute; tests call it with a
+frozen or given time.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 from models.audit import utcnow
 
 log = logging.getLogger(__name__)
-INTERVAL_SECONDS = 60
 
 
 def _parse_now(now_iso: str | None) -> dt.datetime:
@@ -39,15 +37,3 @@ def run_opinion_deadlines(now_iso: str | None = None) -> dict[str, Any]:
             len(closed),
         )
     return {"reminders": reminded, "closed": closed}
-
-
-def job_id_for(now: dt.datetime | None = None) -> str:
-    """A deterministic job id per minute, for `jobs.enqueue`."""
-    return f"opinion-deadlines-{(now or utcnow()).strftime('%Y%m%d%H%M')}"
-
-
-def register_cron(cron: Any) -> None:
-    """Register the periodic run with an RQ cron scheduler (or `rq.cron` module)."""
-    cron.register(
-        run_opinion_deadlines, "notifications", interval=INTERVAL_SECONDS, name="opinion-deadlines"
-    )

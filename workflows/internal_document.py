@@ -10,7 +10,7 @@ their inbox and are added to the document's visible lists; opening it marks it r
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
+import importlib
 import logging
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -185,7 +185,11 @@ def discard(stored: Iterable[StoredFile | None]) -> None:
 
 def numbering_available() -> bool:
     """Tell whether an internal register book can number documents."""
-    return importlib.util.find_spec("workflows.register_book") is not None
+    try:
+        importlib.import_module("workflows.register_book")
+    except ImportError:
+        return False
+    return True
 
 
 def may_send(user: User) -> bool:

@@ -886,7 +886,7 @@ def summary_pdf(req: OpinionRequest) -> bytes:
     pdf.ln(2)
     pdf.set_font("DejaVu", "", 9)
     head = ("STT", "Đơn vị / cá nhân", "Ý kiến", "Người cho ý kiến", "Thời điểm", "Nội dung ý kiến")
-    with pdf.table(col_widths=(8, 48, 30, 48, 26, 90), text_align="LEFT", line_height=5) as table:
+    with pdf.table(col_widths=(8, 44, 44, 44, 27, 83), text_align="LEFT", line_height=5) as table:
         row = table.row()
         for text in head:
             row.cell(text)
