@@ -203,7 +203,7 @@ class OpinionView(SecuredBaseView):
             aware=aware,
         )
 
-    def _check_form(self, req: OpinionRequest) -> Response | None:
+    def _check_form(self, req: OpinionRequest) -> Any:
         if not FlaskForm().validate_on_submit():
             flash("Phiên làm việc đã hết hạn. Vui lòng tải lại trang.", "error")
             return redirect(url_for(".detail", req_id=req.pk))

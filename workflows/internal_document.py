@@ -15,7 +15,7 @@ import logging
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from bson import ObjectId
 from flask import current_app
@@ -155,11 +155,9 @@ def store_uploads(files: list[FileStorage], actor: User) -> list[StoredFile]:
     stored: list[StoredFile] = []
     try:
         for upload in files:
-            stored.append(
-                storage.store_upload(
-                    upload.stream, upload.filename or "tep", uploaded_by=str(actor.pk)
-                )
-            )
+            stream = cast(BinaryIO, upload.stream)
+            name = upload.filename or "tep"
+            stored.append(storage.store_upload(stream, name, uploaded_by=str(actor.pk)))
     except Exception:
         discard(stored)
         raise
@@ -277,9 +275,7 @@ def send(
         stored = store_uploads(uploads, actor)
         doc.attachments = stored
         if number and numbering_available():
-            from workflows import register_book
-
-            register_book.assign_number(doc, actor_id=str(actor.pk))
+            _register_book().assign_number(doc, actor_id=str(actor.pk))
             numbered = True
         from workflows.engine import start
 
@@ -315,10 +311,12 @@ def send(
     return doc
 
 
-def _cancel_number(doc: Document, actor: User) -> None:
-    from workflows import register_book
+def _register_book() -> Any:
+    return importlib.import_module("workflows.register_book")
 
-    cancel = getattr(register_book, "cancel_number", None)
+
+def _cancel_number(doc: Document, actor: User) -> None:
+    cancel = getattr(_register_book(), "cancel_number", None)
     if cancel is not None:
         try:
             cancel(doc, actor_id=str(actor.pk), reason="Gửi văn bản nội bộ không thành công")
@@ -449,18 +447,22 @@ def get_for(user: User, doc_id: Any, *, mark: bool = True) -> Document:
     """Return an internal document `user` may open (by access or by a delivery); mark it read."""
     from workflows import document as documents
 
+    found: Document | None
     try:
-        doc = documents.get_for(user, doc_id, log_view=False)
+        found = documents.get_for(user, doc_id, log_view=False)
     except NotFound:
-        doc = None
+        found = None
         if ObjectId.is_valid(str(doc_id)):
             mine = list(Delivery.objects(_mine(user), document=doc_id, delivered_at__ne=None))
-            if mine:
+            found = Document.objects(pk=doc_id).first() if mine else None
+            if found is not None and (found.secrecy or 0) > (user.clearance or 0):
+                found = None
+            if found is not None:
                 # The visible lists were recomputed since delivery: give the access back.
                 grant_access(doc_id, mine)
-                doc = Document.objects(pk=doc_id).first()
-        if doc is None:
+        if found is None:
             raise
+    doc = found
     if doc.direction != "internal":
         raise NotFound("Không tìm thấy văn bản nội bộ.")
     if mark:

@@ -59,6 +59,7 @@ from workflows.rules import Acting, _heads_of, delegations_to, rule_problem, use
 from workflows.workflow_definition import version_spec
 
 log = logging.getLogger(__name__)
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # fpdf2 subsetting chatter
 VN_TZ = dt.timezone(dt.timedelta(hours=7), "Asia/Ho_Chi_Minh")
 DEFAULT_REMINDERS = (120, 30)
 MAX_AHEAD = dt.timedelta(days=366)
@@ -146,7 +147,9 @@ def state_label(req: OpinionRequest) -> str:
         spec = spec_of(req)
     except NotFound:
         return req.state
-    state = next((s for s in spec.get("states") or [] if s.get("code") == req.state), {})
+    state: dict[str, Any] = next(
+        (s for s in spec.get("states") or [] if s.get("code") == req.state), {}
+    )
     return str(state.get("label") or req.state)
 
 
@@ -886,7 +889,7 @@ def summary_pdf(req: OpinionRequest) -> bytes:
     pdf.ln(2)
     pdf.set_font("DejaVu", "", 9)
     head = ("STT", "Đơn vị / cá nhân", "Ý kiến", "Người cho ý kiến", "Thời điểm", "Nội dung ý kiến")
-    with pdf.table(col_widths=(8, 44, 44, 44, 27, 83), text_align="LEFT", line_height=5) as table:
+    with pdf.table(col_widths=(9, 42, 42, 52, 24, 81), text_align="LEFT", line_height=5) as table:
         row = table.row()
         for text in head:
             row.cell(text)
