@@ -61,7 +61,9 @@ def init_views(app: Flask) -> None:
     from views.document_type import DocumentTypeView
     from views.home import HomeView
     from views.i18n import compile_catalogs
+    from views.internal_document import register_internal_documents
     from views.notification import NotificationView
+    from views.opinion import register_opinions
     from views.organization import AgencyView, PositionView, UnitView
     from views.register_book import add_register_views
     from views.user import RoleView, UserView
@@ -111,6 +113,8 @@ def init_views(app: Flask) -> None:
             name="Quy trình xử lý", category="Hệ thống", endpoint="workflow", url="/workflows"
         )
     )
+    register_internal_documents(admin)
+    register_opinions(admin)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge
