@@ -47,6 +47,8 @@ class DefaultConfig:
     CONVERSION_TIMEOUT_SECONDS = 120
     SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
 
+    BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
+
     TESTING = False
 
 
@@ -125,6 +127,10 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
         with app.app_context():
             seed_demo()
             seed_demo_documents()
+            if app.config["BENCH_DOCUMENTS"]:
+                from workflows.demo_documents import seed_bulk_documents
+
+                seed_bulk_documents(int(app.config["BENCH_DOCUMENTS"]))
     return app
 
 

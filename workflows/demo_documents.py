@@ -171,3 +171,72 @@ def seed_demo_documents() -> None:
         if stop == "signing":
             engine.transition(doc.pk, "circuit_approve", users["truongphong"])
     log.info("demo documents ready")
+
+
+def seed_bulk_documents(count: int) -> int:
+    """Insert `count` varied incoming documents quickly (benchmarks); return how many."""
+    import random
+
+    rng = random.Random(20261121)  # noqa: S311 - not security
+    users = list(User.objects(active=True))
+    units = list(Unit.objects)
+    types = list(DocumentType.objects)
+    definition_version = 1
+    issuers = [
+        "UBND tỉnh Đồng Nai",
+        "Bộ Công Thương",
+        "Sở Tài chính",
+        "Sở Y tế",
+        "Cục Quản lý thị trường",
+        "UBND TP. Biên Hòa",
+        "Sở Kế hoạch và Đầu tư",
+    ]
+    topics = [
+        "kiểm tra thị trường",
+        "an toàn thực phẩm",
+        "bình ổn giá",
+        "xúc tiến thương mại",
+        "quản lý chợ",
+        "an toàn điện",
+        "khuyến công",
+        "thương mại điện tử",
+    ]
+    now = dt.datetime.now(dt.UTC)
+    collection = Document._get_collection()
+    batch = []
+    for i in range(count):
+        created = now - dt.timedelta(days=rng.randint(0, 360), minutes=rng.randint(0, 1440))
+        unit = rng.choice(units)
+        handler = rng.choice(users)
+        state = rng.choice(["registered", "presented", "processing", "processing", "completed"])
+        closed = state == "completed"
+        doc = Document(
+            direction="incoming",
+            doc_type=rng.choice(types),
+            issuer=rng.choice(issuers),
+            notation=f"{i + 1}/{rng.choice(['UBND', 'BCT', 'STC'])}-{rng.choice(['KT', 'VP'])}",
+            subject=f"V/v {rng.choice(topics)} năm 2026 (văn bản số {i + 1})",
+            arrival_number=100_000 + i,
+            arrival_at=created,
+            registered_year=created.year,
+            state=state,
+            workflow_code="incoming",
+            workflow_version=definition_version,
+            closed=closed,
+            created_at=created,
+            updated_at=created,
+            due_at=None if closed else created + dt.timedelta(days=rng.randint(1, 30)),
+            pending_user_ids=[] if closed else [str(handler.pk)],
+            participant_ids=[str(handler.pk)],
+            visible_user_ids=[str(handler.pk)],
+            visible_unit_ids=[str(unit.pk)],
+            owner_unit_id=str(unit.pk),
+        )
+        doc.doc_type_name = doc.doc_type.name
+        batch.append(doc.to_mongo().to_dict())
+        if len(batch) == 1000:
+            collection.insert_many(batch)
+            batch = []
+    if batch:
+        collection.insert_many(batch)
+    return count

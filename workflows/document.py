@@ -50,6 +50,14 @@ def refresh_access(doc: Document) -> None:
             users.add(str(a.user.pk))
         if a.unit is not None:
             units.add(str(a.unit.pk))
+    if doc.direction == "internal" and doc.pk is not None:
+        from models.delivery import Delivery
+
+        for delivery in Delivery.objects(document=doc.pk, delivered_at__ne=None):
+            if delivery.user is not None:
+                users.add(str(delivery.user.pk))
+            elif delivery.unit is not None:
+                units.add(str(delivery.unit.pk))
     doc.visible_user_ids = sorted(u for u in users if u)
     doc.visible_unit_ids = sorted(u for u in units if u)
 
