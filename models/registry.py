@@ -16,6 +16,7 @@ def all_models() -> list[type[Document]]:
     from models.notification import Notification
     from models.organization import Agency, Position, Unit
     from models.role import Role
+    from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity, TrustRoot
     from models.user import User
     from models.workflow import WorkflowDefinition, WorkflowVersion
 
@@ -34,4 +35,8 @@ def all_models() -> list[type[Document]]:
         WorkflowVersion,
         Delegation,
         Notification,
+        SigningIdentity,
+        TrustRoot,
+        SigningAuthorization,
+        SignatureRecord,
     ]
