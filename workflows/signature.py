@@ -789,11 +789,11 @@ def _step_placement(doc: Document, actor: User) -> Placement | None:
     return None
 
 
-def _near(reader: Any, data: bytes, text: str) -> Box | None:
+def _near(reader: Any, data: bytes, text: str, **where: Any) -> Box | None:
     if not text:
         return None
     try:
-        spot = resolve_placement(NearText(text), reader, data)
+        spot = resolve_placement(NearText(text, **where), reader, data)
     except PlacementError:
         return None
     return Box(spot.page, *spot.rect)
@@ -836,6 +836,11 @@ def _visual(
     if printed is not None:
         # the drafter printed the block: the handwritten image goes between title and name
         return leader_appearance(image), printed
+    if acting.on_behalf:
+        # a draft prepared for the principal: the full KT./TUQ. block goes under their name
+        below = _near(reader, data, acting.principal.full_name, where="below", height=120.0)
+        if below is not None:
+            return full, below
     return full, PageCorner("bottom-right", page=-1, width=200, height=120, margin=48)
 
 

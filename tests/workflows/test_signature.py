@@ -128,6 +128,15 @@ class Pki:
         return person.pkcs12(PASSPHRASE.encode())
 
 
+@pytest.fixture(autouse=True)
+def fast_pin_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash signing PINs with light argon2 settings (the default costs 0.2 s a hash here)."""
+    from argon2 import PasswordHasher
+
+    light = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(signature, "_hasher", lambda: light)
+
+
 @pytest.fixture(scope="session")
 def sig_pki() -> Pki:
     """The test PKI, built once per session."""
@@ -383,3 +392,322 @@ def test_key_material_is_encrypted_at_rest(users, sig_pki, app):
     finally:
         app.config["MASTER_KEY"] = saved
     assert signature.load_identity(identity).cert_info.common_name == "Nguyễn Văn An"
+
+
+# The whole chain and delegation ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nss_db(sig_pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An NSS database trusting the test CA, for poppler's pdfsig."""
+    if shutil.which("certutil") is None or shutil.which("pdfsig") is None:
+        pytest.fail("certutil (libnss3-tools) and pdfsig (poppler-utils) are required")
+    directory = tmp_path_factory.mktemp("nss-signature")
+    (directory / "ca.pem").write_bytes(sig_pki.demo.ca.cert_pem)
+    db = f"sql:{directory}"
+    subprocess.run(["certutil", "-N", "--empty-password", "-d", db], check=True)
+    subprocess.run(
+        ["certutil", "-A", "-n", "ca", "-t", "CT,C,C", "-i", str(directory / "ca.pem"), "-d", db],
+        check=True,
+    )
+    return db
+
+
+def pdfsig(data: bytes, nss: str, tmp_path) -> list[dict[str, str]]:
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["pdfsig", "-nssdir", nss, str(path)], capture_output=True, text=True, check=False
+    ).stdout
+    results: list[dict[str, str]] = []
+    for line in out.splitlines():
+        if re.match(r"^Signature #\d+:", line):
+            results.append({})
+        elif results and ":" in line:
+            key, _, value = line.strip(" -").partition(": ")
+            results[-1][key] = value
+    return results
+
+
+def test_initial_sign_and_seal_validate_with_pyhanko_and_pdfsig(
+    awaiting, users, identities, run_jobs, nss_db, tmp_path
+):
+    doc = awaiting("review")
+    signature.start_signing(doc, users["truongphong"], "circuit_approve", {}, PIN)
+    run_jobs()
+    doc.reload()
+    assert doc.state == "signing", SignatureRecord.objects.first().error
+    signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    doc.reload()
+    assert doc.state == "sealing"
+    job = signature.start_signing(doc, users["vanthu"], "seal", {}, PIN)
+    run_jobs()
+    job.refresh()
+    doc.reload()
+    assert doc.state == "issued", job.meta
+    assert [r.kind for r in doc.revisions] == ["upload", "initialed", "signed", "sealed"]
+    assert [r.source_rev for r in doc.revisions] == [None, 1, 2, 3]
+    records = list(SignatureRecord.objects.order_by("signed_at"))
+    assert [r.kind for r in records] == ["initial", "sign", "seal"]
+    assert [r.signer.username for r in records] == ["truongphong", "giamdoc", "vanthu"]
+    assert records[2].cert_common_name == "Sở Nội vụ tỉnh Demo"
+    data = pdf_of(doc)
+    results = signature.verification_for(doc)
+    assert [r["signer"] for r in results] == [
+        "Lê Văn Cường",
+        "Nguyễn Văn An",
+        "Sở Nội vụ tỉnh Demo",
+    ]
+    assert all(r["intact"] and r["valid"] and r["trusted"] and r["ok"] for r in results), results
+    assert [r["pades_level"] for r in results] == ["B-B", "B-B", "B-B"]
+    assert results[-1]["coverage"] == "entire_file"
+    assert [r["record"]["kind"] for r in results] == ["initial", "sign", "seal"]
+    checked = pdfsig(data, nss_db, tmp_path)
+    assert len(checked) == 3
+    for result in checked:
+        assert result["Signature Validation"] == "Signature is Valid.", result
+        assert result["Certificate Validation"] == "Certificate is Trusted.", result
+    # the seal overlaps the left third of the director's signature box
+    widgets = {n: rect for n, _, rect, _ in signature_widgets(open_pdf(data).prev)}
+    sign_box, seal_box = widgets[records[1].field_name], widgets[records[2].field_name]
+    assert seal_box[0] < sign_box[0] < seal_box[2] < sign_box[2]
+    # a one-byte tamper is reported by both validators
+    at = data.index(b"stream", 1000) + 40
+    tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+    assert not any(r["intact"] for r in signature.verify_bytes(tampered)[:1])
+    assert any(
+        r["Signature Validation"] != "Signature is Valid."
+        for r in pdfsig(tampered, nss_db, tmp_path)
+    )
+
+
+def test_deputy_with_a_standing_sign_right_signs_as_kt(
+    awaiting, users, identities, run_jobs, tmp_path
+):
+    director, deputy = users["giamdoc"], users["phogiamdoc"]
+    Delegation(
+        principal=director,
+        delegate=deputy,
+        kind="deputy",
+        scopes=["sign"],
+        starts_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+    ).save()
+    doc = awaiting("signing")
+    signature.start_signing(doc, deputy, "sign", {}, PIN)
+    run_jobs()
+    doc.reload()
+    assert doc.state == "sealing"
+    assert doc.history[-1].actor_name == "Trần Thị Bình"
+    assert doc.history[-1].on_behalf_of_name == "Nguyễn Văn An"
+    found = SignatureRecord.objects.get()
+    assert found.signer == deputy and found.on_behalf_of == director and found.authority == "KT."
+    assert found.cert_common_name == "Trần Thị Bình"
+    text = pdftotext(pdf_of(doc), tmp_path)
+    assert "KT. GIÁM ĐỐC" in text and "PHÓ GIÁM ĐỐC" in text and "Trần Thị Bình" in text
+
+
+def test_time_limited_delegation_signs_as_tuq(awaiting, users, identities):
+    director, deputy = users["giamdoc"], users["phogiamdoc"]
+    now = dt.datetime.now(dt.UTC)
+    delegation = Delegation(
+        principal=director,
+        delegate=deputy,
+        scopes=["sign"],
+        starts_at=now - dt.timedelta(hours=1),
+        ends_at=now + dt.timedelta(days=1),
+    ).save()
+    doc = awaiting("signing")
+    acting = signature._acting(doc, "sign", deputy)
+    block = signature.signature_block(doc, acting)
+    assert (block.prefix, block.authority, block.title, block.name) == (
+        "TUQ.",
+        "TUQ. GIÁM ĐỐC",
+        "PHÓ GIÁM ĐỐC",
+        "Trần Thị Bình",
+    )
+    assert delegation.kind == "delegation"
+
+
+def test_revoked_delegation_at_signing_time_leaves_the_document(
+    awaiting, users, identities, run_jobs
+):
+    director, deputy = users["giamdoc"], users["phogiamdoc"]
+    delegation = Delegation(
+        principal=director,
+        delegate=deputy,
+        kind="deputy",
+        scopes=["sign"],
+        starts_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+    ).save()
+    doc = awaiting("signing")
+    job = signature.start_signing(doc, deputy, "sign", {}, PIN)
+    delegation.update(set__revoked_at=dt.datetime.now(dt.UTC))
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "failed"
+    assert "bị thu hồi" in job.meta["error"]
+    doc.reload()
+    assert doc.state == "signing" and len(doc.revisions) == 1
+    found = SignatureRecord.objects.get()
+    assert found.status == "failed" and found.error_code == "delegation_revoked"
+
+
+# Crashes, changes and bad files -------------------------------------------------------------
+
+
+def requeue_retry(job) -> None:
+    """Put a job RQ scheduled for a retry back in its queue now (no scheduler in tests)."""
+    from jobs import get_queue
+
+    queue = get_queue("signing")
+    assert job.id in queue.scheduled_job_registry.get_job_ids()
+    queue.scheduled_job_registry.requeue(job)
+
+
+@pytest.mark.parametrize("crash", ["after_store", "after_transition"])
+def test_a_killed_worker_retried_signs_exactly_once(
+    crash, awaiting, users, identities, run_jobs, monkeypatch
+):
+    doc = awaiting("signing")
+    if crash == "after_store":
+        target, original = signature, signature._complete
+        name = "_complete"
+    else:
+        target, original = engine, engine.transition
+        name = "transition"
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(target, name, original)
+        if crash == "after_transition":
+            original(*args, **kwargs)
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(target, name, crash_once)
+    job = signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "scheduled"  # RQ retries with backoff
+    requeue_retry(job)
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "finished", job.meta
+    doc.reload()
+    assert doc.state == "sealing"
+    assert [r.kind for r in doc.revisions] == ["upload", "signed"]
+    assert sum(1 for h in doc.history if h.action == "sign") == 1
+    found = SignatureRecord.objects.get()
+    assert found.status == "done" and found.signed_revision == 2
+    assert found.attempts == (2 if crash == "after_store" else 1)
+    assert signed_fields(pdf_of(doc)) == [found.field_name]
+
+
+def test_a_pdf_changed_after_the_initial_is_refused(
+    awaiting, users, identities, run_jobs, director_pdf
+):
+    doc = awaiting("review")
+    signature.start_signing(doc, users["truongphong"], "circuit_approve", {}, PIN)
+    run_jobs()
+    doc.reload()
+    assert doc.state == "signing"
+    signature.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
+    with pytest.raises(signature.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
+        signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    doc.reload()
+    assert doc.state == "signing" and len(doc.revisions) == 3
+
+
+def test_stored_bytes_tampered_after_the_initial_fail_the_job(
+    awaiting, users, identities, run_jobs
+):
+    doc = awaiting("review")
+    signature.start_signing(doc, users["truongphong"], "circuit_approve", {}, PIN)
+    run_jobs()
+    doc.reload()
+    job = signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    data = pdf_of(doc)
+    at = data.index(b"stream", 1000) + 40
+    tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+    # someone edits the stored file behind the application's back (hash recomputed too)
+    fresh = signature._described(tampered, "quyet-dinh.pdf", None)
+    Document.objects(pk=doc.pk).update_one(
+        set__revisions__1__file_id=fresh["file_id"], set__revisions__1__sha256=fresh["sha256"]
+    )
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "failed"
+    assert "không còn khớp" in job.meta["error"] or "thay đổi" in job.meta["error"]
+    doc.reload()
+    assert doc.state == "signing" and len(doc.revisions) == 2
+
+
+def test_encrypted_or_damaged_pdf_is_refused(awaiting, users, identities, run_jobs, director_pdf):
+    from pypdf import PdfReader, PdfWriter
+    import io
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(director_pdf)))
+    writer.encrypt("secret", algorithm="AES-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    with pytest.raises(SigningError, match="mã hóa"):
+        awaiting("signing", pdf=buffer.getvalue())
+    doc = awaiting("signing")
+    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    Document.objects(pk=doc.pk).update_one(
+        set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
+    )
+    job = signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "failed" and "PDF" in job.meta["error"]
+    assert Document.objects.get(pk=doc.pk).state == "signing"
+
+
+def test_seal_needs_the_clerk_right_and_a_leader_signature(awaiting, users, identities, run_jobs):
+    doc = awaiting("signing")
+    with pytest.raises(Forbidden):
+        signature.start_signing(doc, users["vanthu"], "seal", {}, PIN)  # wrong state
+    signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    doc.reload()
+    with pytest.raises(ValidationFailed, match="đóng dấu"):
+        engine.transition(doc.pk, "seal", users["vanthu"])  # no seal yet
+    with pytest.raises(Forbidden):
+        signature.start_signing(doc, users["chuyenvien"], "seal", {}, PIN)
+
+
+# Batch ---------------------------------------------------------------------------------------
+
+
+def test_batch_signs_the_rest_when_one_fails(awaiting, users, identities, run_jobs):
+    docs = [awaiting("signing") for _ in range(3)]
+    other = awaiting("signing")
+    engine.transition(other.pk, "return_to_drafter", users["giamdoc"], {"reason": "Sửa"})
+    # one document's stored file is damaged behind the application's back
+    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    Document.objects(pk=docs[1].pk).update_one(
+        set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
+    )
+    ids = [str(d.pk) for d in docs] + [str(other.pk)]
+    job = signature.start_batch_signing(users["giamdoc"], ids, PIN)
+    assert job.origin == "signing" and SigningAuthorization.objects.count() == 1
+    run_jobs()
+    job.refresh()
+    assert job.get_status() == "finished"
+    result = job.return_value()
+    assert result["total"] == 4
+    assert sorted(result["signed"]) == sorted([str(docs[0].pk), str(docs[2].pk)])
+    failed = {f["document"]: f["error"] for f in result["failed"]}
+    assert set(failed) == {str(docs[1].pk), str(other.pk)}
+    assert "PDF" in failed[str(docs[1].pk)]
+    assert "không chờ bạn ký" in failed[str(other.pk)]
+    assert job.meta["progress"]["done"] == 4 and job.meta["progress"]["total"] == 4
+    states = [Document.objects.get(pk=d.pk).state for d in docs]
+    assert states == ["sealing", "signing", "sealing"]
+
+
+def test_batch_limits(users, identities):
+    with pytest.raises(ValidationFailed, match="tối đa 50"):
+        signature.start_batch_signing(users["giamdoc"], [str(i) for i in range(51)], PIN)
+    with pytest.raises(ValidationFailed, match="ít nhất một"):
+        signature.start_batch_signing(users["giamdoc"], [], PIN)
