@@ -22,8 +22,8 @@ from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
 from workflows.signing.demo_pdf import SampleDocument, make_sample_pdf
 from workflows.signing.demo_pki import DemoPki, make_demo_pki
-from workflows.signing.placement import signature_widgets
 from workflows.signing.pdf import open_pdf
+from workflows.signing.placement import signature_widgets
 from workflows.workflow_definition import import_definition
 
 PASSPHRASE = "mật khẩu thử"
@@ -642,8 +642,9 @@ def test_stored_bytes_tampered_after_the_initial_fail_the_job(
 
 
 def test_encrypted_or_damaged_pdf_is_refused(awaiting, users, identities, run_jobs, director_pdf):
-    from pypdf import PdfReader, PdfWriter
     import io
+
+    from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(director_pdf)))
     writer.encrypt("secret", algorithm="AES-128")
