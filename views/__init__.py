@@ -98,6 +98,9 @@ def init_views(app: Flask) -> None:
         WorkflowView(name="Quy trình xử lý", category="Hệ thống", endpoint="workflow",
                      url="/workflows")
     )
+    from views.signature import register_signature_views
+
+    register_signature_views(admin, app)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge
