@@ -684,7 +684,8 @@ def _check_lineage(doc: Document) -> None:
         raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
     done = SignatureRecord.objects(document=doc, status="done", kind__ne="attachment")
     if doc.circuit is not None and doc.circuit.started_at is not None:
-        done = done.filter(signed_at__gte=doc.circuit.started_at)
+        # signing times are kept to the second
+        done = done.filter(signed_at__gte=doc.circuit.started_at.replace(microsecond=0))
     last = done.order_by("-signed_at").first()
     if last is not None and last.signed_revision not in _ancestors(doc, pdf.rev):
         raise SigningRefused(

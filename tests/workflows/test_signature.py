@@ -16,6 +16,7 @@ import pytest
 from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
+from models.user import User
 from workflows import engine, signature
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
@@ -124,8 +125,31 @@ class Pki:
     head: pki_module.TestIdentity  # Lê Văn Cường, the drafting unit's head who initials
 
     def p12(self, who: str) -> bytes:
-        person = self.head if who == "head" else getattr(self.demo, who)
-        return person.pkcs12(PASSPHRASE.encode())
+        """Return a PKCS#12 file (few KDF rounds: parsing the default costs 0.1 s a test)."""
+        key = (id(self), who)
+        if key not in _P12:
+            _P12[key] = _p12(self, who)
+        return _P12[key]
+
+
+_P12: dict[tuple[int, str], bytes] = {}
+
+
+def _p12(pki: Pki, who: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
+    person = pki.head if who == "head" else getattr(pki.demo, who)
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(1000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(PASSPHRASE.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(
+        person.name.encode(), person.key, person.cert, list(person.chain), encryption
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -712,3 +736,69 @@ def test_batch_limits(users, identities):
         signature.start_batch_signing(users["giamdoc"], [str(i) for i in range(51)], PIN)
     with pytest.raises(ValidationFailed, match="ít nhất một"):
         signature.start_batch_signing(users["giamdoc"], [], PIN)
+
+
+# Verification CLI and the demo -----------------------------------------------------------
+
+
+def test_cli_verify_prints_json_and_exit_codes(
+    runner, awaiting, users, identities, run_jobs, tmp_path
+):
+    import json
+
+    doc = awaiting("signing")
+    signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    data = pdf_of(doc)
+    good = tmp_path / "signed.pdf"
+    good.write_bytes(data)
+    result = runner.invoke(args=["signing", "verify", str(good), "--json"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.output)
+    assert entry["signer"] == "Nguyễn Văn An" and entry["trusted"] and entry["intact"]
+    assert entry["coverage"] == "entire_file" and entry["pades_level"] == "B-B"
+    text = runner.invoke(args=["signing", "verify", str(good)])
+    assert "Chữ ký hợp lệ và tin cậy." in text.output
+    at = data.index(b"stream", 1000) + 40
+    bad = tmp_path / "tampered.pdf"
+    bad.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :])
+    tampered = runner.invoke(args=["signing", "verify", str(bad), "--json"])
+    assert tampered.exit_code == 1 and json.loads(tampered.output)[0]["intact"] is False
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"junk")
+    assert runner.invoke(args=["signing", "verify", str(junk), "--json"]).exit_code == 2
+
+
+def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
+    from models.role import Role
+    from models.signature import TrustRoot
+
+    signature.seed_demo_signing()
+    signature.seed_demo_signing()  # idempotent
+    assert SigningIdentity.objects.count() == 3
+    assert SigningIdentity.objects.agency().get().seal_image
+    assert TrustRoot.objects.count() == 1
+    assert "signing.manage" in Role.objects.get(code="quan_tri").permissions
+    director = User.objects.get(username="giamdoc")
+    assert director.signature_image and director.initial_image
+    doc = make_document(
+        "outgoing",
+        "chuyenvien",
+        type_name="Quyết định",
+        signer=users["giamdoc"],
+        signer_title="Giám đốc",
+        signer_name="Nguyễn Văn An",
+        notation="15/QĐ-SCT",
+    )
+    doc = signature.sign_demo_document(doc)
+    assert [r.kind for r in doc.revisions] == ["upload", "signed", "sealed"]
+    results = signature.verification_for(doc)
+    assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Sở Công Thương tỉnh Đồng Nai"]
+    assert all(r["ok"] and r["trusted"] for r in results), results
+    assert signature.identity_for(users["giamdoc"], "sign").has_signing_pin
+    authorization = signature.authorize(
+        users["giamdoc"],
+        signature.DEMO_SIGNING_PIN,
+        identity=signature.identity_for(users["giamdoc"], "sign"),
+    )
+    assert authorization.method == "pin"
