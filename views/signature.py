@@ -281,7 +281,7 @@ class SigningIdentityView(SecuredModelView):
     def get_edit_form(self) -> Any:
         """Edit only the name, the status, the PIN and the seal image; never the key or owner."""
 
-        class EditForm(self.form_base_class):  # type: ignore[name-defined,misc]
+        class EditForm(self.form_base_class):  # type: ignore[name-defined]
             label = StringField("Tên", validators=[Length(max=200)])
             active_flag = BooleanField("Đang sử dụng")
             signing_pin = PasswordField("Mã PIN ký số mới (để trống nếu không đổi)")
@@ -390,7 +390,7 @@ class TrustRootView(SecuredModelView):
     def get_edit_form(self) -> Any:
         """Rename or stop trusting a root; the certificate itself never changes."""
 
-        class EditForm(self.form_base_class):  # type: ignore[name-defined,misc]
+        class EditForm(self.form_base_class):  # type: ignore[name-defined]
             name = StringField("Tên", validators=[Length(max=200)])
             active = BooleanField("Đang tin cậy")
 

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gridfs
 from bson import ObjectId
@@ -55,6 +55,7 @@ from workflows.signing import (
     Pkcs12Identity,
     Placement,
     PlacementError,
+    SignatureKind,
     SigningError,
     SignRequest,
     attachment_appearance,
@@ -666,6 +667,13 @@ def _acting(doc: Document, code: str, actor: User) -> Acting:
     return acting
 
 
+def _current_pdf(doc: Document) -> FileRevision:
+    pdf = doc.current_pdf
+    if pdf is None:
+        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    return pdf
+
+
 def _ancestors(doc: Document, rev: int) -> set[int]:
     by_rev = {r.rev: r for r in doc.revisions}
     seen: set[int] = set()
@@ -679,9 +687,7 @@ def _ancestors(doc: Document, rev: int) -> set[int]:
 
 def _check_lineage(doc: Document) -> None:
     """Refuse when the current PDF no longer builds on the last signature of this round."""
-    pdf = doc.current_pdf
-    if pdf is None:
-        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    pdf = _current_pdf(doc)
     done = SignatureRecord.objects(document=doc, status="done", kind__ne="attachment")
     if doc.circuit is not None and doc.circuit.started_at is not None:
         # signing times are kept to the second
@@ -875,6 +881,7 @@ class _Ready:
     code: str
     kind: str
     acting: Acting
+    pdf: FileRevision
 
 
 def _prepare_start(doc_id: Any, user: User, code: str | None, kinds: Iterable[str]) -> _Ready:
@@ -892,17 +899,16 @@ def _prepare_start(doc_id: Any, user: User, code: str | None, kinds: Iterable[st
             raise ValidationFailed("Bước xử lý này không cần ký số.")
         kind = kind_or_none
     acting = _acting(doc, code, user)
-    if doc.current_pdf is None:
-        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    pdf = _current_pdf(doc)
     _check_lineage(doc)
-    return _Ready(doc, code, kind, acting)
+    return _Ready(doc, code, kind, acting, pdf)
 
 
 def _queue_record(
     ready: _Ready, user: User, authorization: SigningAuthorization, inputs: dict[str, Any]
 ) -> SignatureRecord:
     doc, kind = ready.doc, ready.kind
-    rev = doc.current_pdf.rev
+    rev = ready.pdf.rev
     key = record_key(doc.pk, rev, kind, user.pk)
     existing = SignatureRecord.objects(key=key).first()
     if existing is not None and existing.status == "done":
@@ -944,7 +950,7 @@ def start_signing(
 
     doc_id = doc.pk if isinstance(doc, Document) else doc
     ready = _prepare_start(doc_id, user, transition_code, ("initial", "sign", "seal"))
-    key = record_key(ready.doc.pk, ready.doc.current_pdf.rev, ready.kind, user.pk)
+    key = record_key(ready.doc.pk, ready.pdf.rev, ready.kind, user.pk)
     running = _in_flight(key)
     if running is not None:
         return running
@@ -1104,9 +1110,7 @@ def _plan(found: SignatureRecord, authorization: SigningAuthorization | None) ->
         if found.status == "done" and found.identity
         else identity_for(actor, found.kind)
     )
-    source = doc.current_pdf
-    if source is None:
-        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    source = _current_pdf(doc)
     if found.status == "done":
         return _Plan(found, doc, acting, identity, source, None)
     _check_lineage(doc)
@@ -1123,7 +1127,7 @@ def _plan(found: SignatureRecord, authorization: SigningAuthorization | None) ->
     agency = Agency.current()
     request_ = SignRequest(
         pdf_bytes=data,
-        kind=found.kind,
+        kind=cast(SignatureKind, found.kind),
         appearance=appearance,
         placement=placement,
         field_name=found.field_name,
@@ -1765,7 +1769,8 @@ def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
         )
     for kind, actor in (("sign", signer), ("seal", clerk)):
         doc.reload()
-        rev = doc.current_pdf.rev
+        source = _current_pdf(doc)
+        rev = source.rev
         found = SignatureRecord(
             key=record_key(doc.pk, rev, kind, actor.pk),
             document=doc,
@@ -1778,7 +1783,6 @@ def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
         ).save()
         identity = identity_for(actor, kind)
         acting = Acting(actor, actor)
-        source = doc.current_pdf
         data = read_file(source.file_id)
         reader = open_pdf(data).prev
         appearance, placement = _visual(doc, kind, acting, identity, reader, data)
@@ -1786,7 +1790,7 @@ def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
         now = utcnow().replace(microsecond=0)
         request_ = SignRequest(
             pdf_bytes=data,
-            kind=kind,
+            kind=cast(SignatureKind, kind),
             appearance=appearance,
             placement=placement,
             field_name=found.field_name,
