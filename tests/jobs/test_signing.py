@@ -145,3 +145,18 @@ def test_remote_batch_needs_one_confirmation(awaiting, users, remote_director, r
     assert len(csc[1].labels) == seen + 1  # one authorization on the phone for the batch
     assert csc[1].labels[-1].endswith("(+2 văn bản)")
     assert {Document.objects.get(pk=d.pk).state for d in docs} == {"sealing"}
+
+
+def test_timestamp_url_gives_pades_b_t(awaiting, users, identities, run_jobs, csc, app):
+    base, _ = csc
+    app.config["SIGNING_TIMESTAMP_URL"] = f"{base}/tsa"
+    try:
+        doc = awaiting("signing")
+        signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+        run_jobs()
+    finally:
+        app.config.pop("SIGNING_TIMESTAMP_URL")
+    doc.reload()
+    [result] = signature.verification_for(doc)
+    assert result["pades_level"] == "B-T" and result["timestamp_time"]
+    assert result["intact"] and result["valid"]
