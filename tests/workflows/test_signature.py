@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import shutil
 import subprocess
@@ -802,3 +803,36 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
         identity=signature.identity_for(users["giamdoc"], "sign"),
     )
     assert authorization.method == "pin"
+
+
+def test_seal_also_signs_pdf_attachments_top_right(
+    awaiting, users, identities, run_jobs, director_pdf, tmp_path
+):
+    from models.document import StoredFile
+
+    doc = awaiting("signing", notation="15/QĐ-SCT")
+    appendix = make_sample_pdf(SampleDocument(doc_type="PHỤ LỤC", authority=None, title=""))
+    Document.objects(pk=doc.pk).update_one(
+        push__attachments=StoredFile(**signature._described(appendix, "phu-luc.pdf", None))
+    )
+    signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
+    run_jobs()
+    job = signature.start_signing(Document.objects.get(pk=doc.pk), users["vanthu"], "seal", {}, PIN)
+    run_jobs()
+    job.refresh()
+    doc.reload()
+    assert doc.state == "issued", job.meta
+    attachment = doc.attachments[0]
+    assert attachment.filename == "phu-luc.pdf"
+    assert attachment.sha256 != hashlib.sha256(appendix).hexdigest()
+    data = signature.read_file(attachment.file_id)
+    assert data.startswith(appendix)
+    [(_, page, rect, signed)] = signature_widgets(open_pdf(data).prev)
+    assert signed and page == 0 and rect[0] > 300 and rect[1] > 700  # top right of page 1
+    [check] = signature.verify_bytes(data)
+    assert check["signer"] == "Sở Nội vụ tỉnh Demo" and check["intact"] and check["valid"]
+    text = pdftotext(data, tmp_path)
+    assert "15/QĐ-SCT" in text and re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text)
+    kinds = sorted(r.kind for r in SignatureRecord.objects)
+    assert kinds == ["attachment", "seal", "sign"]
+    assert SignatureRecord.objects.get(kind="attachment").attachment_name == "phu-luc.pdf"
