@@ -1173,9 +1173,13 @@ def _timestamp_url() -> str | None:
     return str(url) if url else None
 
 
-def _sign(requests: Sequence[SignRequest], identity: CoreIdentity, now: dt.datetime) -> list[Any]:
+def _sign(
+    requests: Sequence[SignRequest], identity: CoreIdentity | None, now: dt.datetime
+) -> list[bytes | SigningError]:
     if not requests:
         return []
+    if identity is None:
+        raise SigningRefused("Không mở được khóa ký.")
     return sign_pdfs(requests, identity, timestamp_url=_timestamp_url(), now=now)
 
 
@@ -1394,9 +1398,8 @@ def _sign_chunk(
     """Sign a chunk (one confirmation for a remote identity), then finish each document."""
     requests = [p.request for p in plans if p.request is not None]
     try:
-        assert identity is not None or not requests
-        results = _sign(requests, identity, now) if requests else []  # type: ignore[arg-type]
-    except SigningError as exc:
+        results = _sign(requests, identity, now)
+    except (DomainError, SigningError) as exc:
         return [(p, exc) for p in plans]
     by_plan = iter(results)
     out: list[tuple[_Plan, Exception | None]] = []
@@ -1404,12 +1407,12 @@ def _sign_chunk(
         result = next(by_plan) if plan.request is not None else None
         try:
             if isinstance(result, FieldExistsError):
-                result = None  # signed by an attempt that died before storing the record
+                raise _RevisionConflict()  # another worker signed it just now: look again
             if isinstance(result, SigningError):
                 raise result
             attachments: list[tuple[int, bytes]] = []
             if plan.attachments and result is not None:
-                signed_attachments = _sign([r for _, r in plan.attachments], identity, now)  # type: ignore[arg-type]
+                signed_attachments = _sign([r for _, r in plan.attachments], identity, now)
                 for (index, _), item in zip(plan.attachments, signed_attachments, strict=True):
                     if isinstance(item, SigningError):
                         raise item

@@ -162,11 +162,16 @@ def fast_pin_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signature, "_hasher", lambda: light)
 
 
+_SESSION_PKI: list[Pki] = []
+
+
 @pytest.fixture(scope="session")
 def sig_pki() -> Pki:
-    """The test PKI, built once per session."""
-    demo = make_demo_pki()
-    return Pki(demo, issue_person(demo, "Lê Văn Cường"))
+    """The test PKI, built once per session (also for the modules that import this fixture)."""
+    if not _SESSION_PKI:
+        demo = make_demo_pki()
+        _SESSION_PKI.append(Pki(demo, issue_person(demo, "Lê Văn Cường")))
+    return _SESSION_PKI[0]
 
 
 @pytest.fixture(scope="session")
