@@ -137,6 +137,8 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
 def _register_cli(app: Flask) -> None:
     from jobs.cli import register_job_cli
     from workflows.cli import register_cli
+    from workflows.signature import register_signing_cli
 
     register_cli(app)
     register_job_cli(app)
+    register_signing_cli(app)

@@ -115,6 +115,9 @@ def init_views(app: Flask) -> None:
     )
     register_internal_documents(admin)
     register_opinions(admin)
+    from views.signature import register_signature_views
+
+    register_signature_views(admin, app)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge

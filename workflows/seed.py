@@ -223,4 +223,8 @@ def seed_demo() -> None:
             must_change_password=not demo,
         ).save()
     seed_register_books()
+    if not current_app.config["TESTING"]:  # a key pair per person: too slow for every test
+        from workflows.signature import seed_demo_signing
+
+        seed_demo_signing()
     log.info("demo data ready")
