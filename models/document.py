@@ -125,6 +125,7 @@ class CircuitStep(EmbeddedDocument):
     reject_to = StringField(default="previous", choices=["previous", "drafter"])
     deadline_at = DateTimeField()
     position = DictField()  # signature/initial box: {"page", "x", "y", "w", "h"} or search
+    digital = BooleanField(default=True)  # an initial step may be a plain approval instead
 
 
 class Circuit(EmbeddedDocument):

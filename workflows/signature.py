@@ -586,7 +586,7 @@ def signing_kind_for(doc: Document, transition_code: str, user: User | None = No
     from workflows.workflow_definition import version_spec
 
     if transition_code == CIRCUIT_APPROVE:
-        kinds = {s.kind for s in _active_steps(doc, user)}
+        kinds = {s.kind for s in _active_steps(doc, user) if s.digital or s.kind == "signature"}
         if "signature" in kinds:
             return "sign"
         return "initial" if "initial" in kinds else None
