@@ -48,6 +48,7 @@ class DefaultConfig:
     SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
 
     BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
+    SEARCH_AUTO_INDEX = True  # every document save queues its index update
 
     TESTING = False
 
@@ -62,6 +63,7 @@ class TestingConfig(DefaultConfig):
     SEED_DEMO_ON_START = False
     MONGODB_DB = "vanthu_test"
     SESSION_COOKIE_SECURE = False
+    SEARCH_AUTO_INDEX = False  # search tests turn it on; others need no index
 
 
 def _load_environment(app: Flask) -> None:
