@@ -1,0 +1,174 @@
+"""The record the index takes (a plain dict) and its translation into index fields."""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, NotRequired, Required, TypedDict
+
+from search_index import analysis, schema
+
+Direction = Literal["incoming", "outgoing", "internal"]
+
+#: Characters of body text kept (compressed) in the index for snippets.
+SNIPPET_CHARS = 6000
+
+
+class IndexRecord(TypedDict, total=False):
+    """One searchable record, built by the app from its models (no model objects here)."""
+
+    id: Required[str]
+    kind: str  # "document" | "case_file" | "signature" | ...
+    legacy_id: str | None
+    number: str | None  # số ký hiệu, e.g. "70/2018/NĐ-CP"
+    title: str  # trích yếu / subject
+    body: str
+    attachment_text: str
+    issuer: str
+    signer: str
+    direction: Direction | str
+    doc_type: str
+    year: int | None
+    issued_on: date | None
+    unit_ids: list[str]
+    state: str
+    migrated: bool
+    secrecy: int  # 0 (normal) .. 3 (top secret)
+    principals: list[str]  # "unit:<id>", "user:<id>", "role:<code>", "all"
+    updated_at: NotRequired[datetime | str | None]
+
+
+@dataclass(slots=True)
+class PreparedDocument:
+    """A record analysed into per-field term counts, tags, stored values and columns."""
+
+    id: str
+    terms: dict[str, Counter[str]] = field(default_factory=dict)
+    lengths: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    stored: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+def version_of(updated_at: datetime | date | str | None) -> str:
+    """Return the version string recorded for a record (compare it with indexed_versions)."""
+    if updated_at is None:
+        return ""
+    if isinstance(updated_at, datetime | date):
+        return updated_at.isoformat()
+    return str(updated_at)
+
+
+class _AnalysisCache:
+    """Reuse the analysis of identical texts (the same circular received by many units)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[Counter[str], Counter[str], int]] = OrderedDict()
+
+    def analyze(self, text: str) -> tuple[Counter[str], Counter[str], int]:
+        """Return exact counts, folded counts and token count of ``text``."""
+        if len(text) < 2000:
+            return analysis.analyze(text)
+        hit = self._items.get(text)
+        if hit is not None:
+            self._items.move_to_end(text)
+            return hit
+        result = analysis.analyze(text)
+        self._items[text] = result
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return result
+
+
+_cache = _AnalysisCache()
+
+
+def _length(token_count: int) -> int:
+    # Unigrams plus pairs: the number of terms counted in the field.
+    return max(0, 2 * token_count - 1)
+
+
+def _date_key(value: date | datetime | str | None) -> int:
+    if isinstance(value, datetime):
+        return value.date().toordinal()
+    if isinstance(value, date):
+        return value.toordinal()
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10]).toordinal()
+        except ValueError:
+            return 0
+    return 0
+
+
+def compress_snippet(text: str) -> bytes:
+    """Compress the part of a body kept for snippets."""
+    return zlib.compress(text[:SNIPPET_CHARS].encode("utf-8"), 6)
+
+
+def decompress_snippet(blob: bytes | None) -> str:
+    """Return the snippet text stored for a document."""
+    return zlib.decompress(blob).decode("utf-8") if blob else ""
+
+
+def prepare(record: IndexRecord) -> PreparedDocument:
+    """Analyse a record into what the index writes."""
+    doc_id = str(record["id"])
+    prepared = PreparedDocument(id=doc_id)
+    title = record.get("title") or ""
+    meta = " \n ".join(x for x in (record.get("issuer"), record.get("signer")) if x)
+    body = record.get("body") or ""
+    attachment = record.get("attachment_text") or ""
+    text = f"{body}\n{attachment}" if attachment else body
+    for name, value in ((schema.TITLE, title), (schema.META, meta), (schema.TEXT, text)):
+        if not value:
+            continue
+        exact, folded, count = _cache.analyze(value)
+        prepared.terms[name + schema.EXACT_SUFFIX] = exact
+        prepared.terms[name + schema.FOLDED_SUFFIX] = folded
+        prepared.lengths[name + schema.EXACT_SUFFIX] = _length(count)
+        prepared.lengths[name + schema.FOLDED_SUFFIX] = _length(count)
+    number = record.get("number") or ""
+    legacy_id = record.get("legacy_id") or ""
+    ident = Counter(analysis.notation_terms(number) + analysis.notation_terms(legacy_id))
+    if ident:
+        prepared.terms[schema.IDENT] = ident
+        prepared.lengths[schema.IDENT] = sum(ident.values())
+
+    issued_on = record.get("issued_on")
+    year = record.get("year") or (issued_on.year if isinstance(issued_on, date) else None)
+    tags = {
+        "kind": [record.get("kind") or "document"],
+        "direction": [record.get("direction") or ""],
+        "doc_type": [(record.get("doc_type") or "").strip()],
+        "issuer": [(record.get("issuer") or "").strip()],
+        "year": [str(year) if year else ""],
+        "unit": list(record.get("unit_ids") or []),
+        "state": [record.get("state") or ""],
+        "migrated": ["yes" if record.get("migrated") else "no"],
+        schema.PRINCIPAL: list(record.get("principals") or []),
+        schema.SECRECY: [str(int(record.get("secrecy") or 0))],
+    }
+    prepared.tags = {name: [v for v in values if v] for name, values in tags.items()}
+    prepared.stored = {
+        "id": doc_id,
+        "kind": tags["kind"][0],
+        "legacy_id": legacy_id or None,
+        "number": number or None,
+        "title": title,
+        "issued_on": issued_on.isoformat() if isinstance(issued_on, date) else issued_on,
+        "updated_at": version_of(record.get("updated_at")),
+        schema.SNIPPET: compress_snippet(text) if text else None,
+    }
+    prepared.columns = {
+        "date_key": _date_key(issued_on),
+        "doc_len": sum(
+            n for name, n in prepared.lengths.items() if name.endswith(schema.EXACT_SUFFIX)
+        ),
+        "doc_id": doc_id,
+        "version": version_of(record.get("updated_at")),
+    }
+    return prepared

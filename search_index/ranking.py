@@ -1,0 +1,222 @@
+"""Relevance ranking: BM25 over fields combined per term (BM25F, as SQLite FTS5 scores columns).
+
+For each query term (a syllable or a syllable pair, exact or folded) the weighted frequencies
+of its fields are summed (title counts more than issuer/signer, which count more than body
+and attachment text), then saturated once against the document's whole length. Terms found in
+more than half of the documents get an idf of almost zero, so the little words of a long
+question do not drown its rare ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress
+
+from whoosh.util.numeric import byte_to_length
+
+from search_index import postings, schema
+from search_index.postings import SegmentView, mask_bytes
+from search_index.query import ParsedQuery
+
+K1 = 1.2
+B = 0.75
+#: Weights of the text fields inside one term's frequency (title > issuer/signer > body).
+FIELD_WEIGHTS = {schema.TITLE: 2.0, schema.META: 1.5, schema.TEXT: 1.0}
+#: Weight of syllable pairs relative to single syllables.
+PAIR_WEIGHT = 1.0
+#: Weight of diacritic-folded forms when the query was typed with diacritics.
+FOLDED_WEIGHT = 0.2
+#: Weight of an exact number / legacy id match.
+IDENT_WEIGHT = 30.0
+#: Smallest idf: terms found in more than half of the documents hardly count.
+IDF_FLOOR = 1e-6
+#: Postings scored in full per query before common terms only re-score the best candidates.
+FULL_SCORING_POSTINGS = 150_000
+#: Candidates re-scored with the common terms (at least; 4 x the requested hits otherwise).
+MIN_CANDIDATES = 400
+#: Fields whose lengths make up a document's length.
+LENGTH_FIELDS = tuple(name + schema.EXACT_SUFFIX for name in FIELD_WEIGHTS)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One scored query term: the same index term looked up in several weighted fields."""
+
+    term: str
+    fields: tuple[tuple[str, float], ...]
+    weight: float
+    #: Score by frequency only (no length normalization): exact identifier fields.
+    flat: bool = False
+
+
+def groups(parsed: ParsedQuery) -> list[Group]:
+    """Return the scored terms of a parsed query."""
+    exact_fields = tuple((n + schema.EXACT_SUFFIX, w) for n, w in FIELD_WEIGHTS.items())
+    folded_fields = tuple((n + schema.FOLDED_SUFFIX, w) for n, w in FIELD_WEIGHTS.items())
+    result: list[Group] = []
+    for terms, weight in ((parsed.words, 1.0), (parsed.pairs, PAIR_WEIGHT)):
+        for term in terms:
+            if term.exact is None:
+                result.append(Group(term.folded, folded_fields, weight))
+                continue
+            result.append(Group(term.exact, exact_fields, weight))
+            if FOLDED_WEIGHT:
+                result.append(Group(term.folded, folded_fields, weight * FOLDED_WEIGHT))
+    for key in parsed.notations:
+        result.append(Group(key, ((schema.IDENT, 1.0),), IDENT_WEIGHT, flat=True))
+    return result
+
+
+def idf(total_docs: int, df: int) -> float:
+    """Return BM25 idf the way SQLite FTS5 computes it (floored)."""
+    return max(IDF_FLOOR, math.log((total_docs - df + 0.5) / (df + 0.5)))
+
+
+def doc_frequency(views: Sequence[SegmentView], group: Group) -> int:
+    """Count live documents holding the term in any of the group's fields."""
+    df = 0
+    for view in views:
+        mask = 0
+        for field, _ in group.fields:
+            if view.term_stats(field, group.term) is not None:
+                mask |= view.mask(field, group.term)
+        df += (mask & view.live).bit_count() if mask else 0
+    return df
+
+
+def doc_lengths(view: SegmentView) -> array:
+    """Return each document's length (terms in all its text fields) in a segment."""
+    lengths = view.numeric_column("doc_len", "I")
+    if any(lengths) or not view.n:
+        return lengths
+    # Segments written without the column: add up Whoosh's (approximate) field lengths.
+    table = [byte_to_length(b) for b in range(256)]
+    total = array("I", bytes(4 * view.n))
+    for field in LENGTH_FIELDS:
+        field_lengths = map(table.__getitem__, view.length_bytes(field))
+        total = array("I", map(int.__add__, total, field_lengths))
+    return total
+
+
+def length_norms(view: SegmentView, average: float) -> array:
+    """Return K1 * (1 - B + B * length / average) for each document of a segment."""
+    average = max(1.0, average)
+    cache_key = (view.segid, "N", round(average, 3), K1, B)
+    hit = postings.CACHE.get(cache_key)
+    if hit is not None:
+        return hit
+    base, slope = K1 * (1 - B), K1 * B / average
+    norms = array("d", (base + slope * length for length in doc_lengths(view)))
+    postings.CACHE.put(cache_key, norms, 8 * view.n + 100)
+    return norms
+
+
+def _add_group(
+    view: SegmentView,
+    allowed: bytes,
+    group: Group,
+    factor: float,
+    norms: array,
+    scores: dict[int, float],
+) -> None:
+    """Add one group's score to every allowed document holding its term (full scoring)."""
+    freqs: dict[int, float] = {}
+    fget = freqs.get
+    for field, field_weight in group.fields:
+        found = view.postings(field, group.term)
+        if found is None:
+            continue
+        docs, tfs = found
+        keep = bytes(map(allowed.__getitem__, docs))
+        if 1 not in keep:
+            continue
+        for doc, tf in zip(compress(docs, keep), compress(tfs, keep), strict=False):
+            freqs[doc] = fget(doc, 0.0) + field_weight * tf
+    sget = scores.get
+    if group.flat:
+        for doc, f in freqs.items():
+            scores[doc] = sget(doc, 0.0) + factor * f / (f + K1)
+    else:
+        for doc, f in freqs.items():
+            scores[doc] = sget(doc, 0.0) + factor * f / (f + norms[doc])
+
+
+def _add_group_to(
+    view: SegmentView,
+    docs_wanted: list[int],
+    group: Group,
+    factor: float,
+    norms: array,
+    scores: dict[int, float],
+) -> None:
+    """Add one group's score to the given documents only (binary search in its postings)."""
+    freqs = dict.fromkeys(docs_wanted, 0.0)
+    for field, field_weight in group.fields:
+        found = view.postings(field, group.term)
+        if found is None:
+            continue
+        docs, tfs = found
+        size = len(docs)
+        for doc in docs_wanted:
+            i = bisect_left(docs, doc)
+            if i < size and docs[i] == doc:
+                freqs[doc] += field_weight * tfs[i]
+    for doc, f in freqs.items():
+        if f:
+            norm = K1 if group.flat else norms[doc]
+            scores[doc] = scores.get(doc, 0.0) + factor * f / (f + norm)
+
+
+def rank(
+    views: Sequence[SegmentView],
+    finals: Sequence[int],
+    scored: Sequence[tuple[Group, float, int]],
+    average_length: float,
+    wanted: int,
+) -> list[tuple[float, int, int]]:
+    """Return the ``wanted`` best ``(score, segment number, docnum)`` of the final masks.
+
+    ``scored`` holds each group with its idf and document frequency. Groups are scored over
+    all their postings, rarest (highest bound) first, until FULL_SCORING_POSTINGS is spent and
+    enough candidates exist; the remaining, common groups only add their score to the best
+    candidates. Their idf is low, so the order of the top hits hardly ever changes.
+    """
+    order = sorted(scored, key=lambda item: -(item[0].weight * item[1]))
+    candidates = max(MIN_CANDIDATES, 4 * wanted)
+    live = [(i, v, f) for i, (v, f) in enumerate(zip(views, finals, strict=True)) if f]
+    allowed = {i: mask_bytes(f, v.n) for i, v, f in live}
+    norms = {i: length_norms(v, average_length) for i, v, _ in live}
+    scores: dict[int, dict[int, float]] = {i: {} for i, _, _ in live}
+    spent = 0
+    position = 0
+    while position < len(order):
+        group, group_idf, df = order[position]
+        scored_docs = sum(len(s) for s in scores.values())
+        if position and spent + df > FULL_SCORING_POSTINGS and scored_docs >= candidates:
+            break
+        factor = group_idf * group.weight * (K1 + 1)
+        for i, view, _ in live:
+            _add_group(view, allowed[i], group, factor, norms[i], scores[i])
+        spent += df
+        position += 1
+    rest = order[position:]
+    best = heapq.nlargest(
+        candidates if rest else wanted,
+        ((score, i, doc) for i, seg in scores.items() for doc, score in seg.items()),
+    )
+    if rest:
+        by_segment: dict[int, list[int]] = {}
+        for _, i, doc in best:
+            by_segment.setdefault(i, []).append(doc)
+        for i, docs in by_segment.items():
+            docs.sort()
+            for group, group_idf, _ in rest:
+                factor = group_idf * group.weight * (K1 + 1)
+                _add_group_to(views[i], docs, group, factor, norms[i], scores[i])
+        best = heapq.nlargest(wanted, ((scores[i][doc], i, doc) for _, i, doc in best))
+    return best[:wanted]

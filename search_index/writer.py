@@ -1,0 +1,339 @@
+"""Serialized writes to the archive index: create, bulk index, delete, check and rebuild.
+
+Only one writer works at a time: every write takes Whoosh's file lock (with a timeout) for its
+whole duration and commits synchronously. Nothing here buffers writes in a thread (never
+``AsyncWriter``: an RQ work-horse exits with ``os._exit`` and would lose them).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+from whoosh import index as whoosh_index
+from whoosh.codec.whoosh3 import W3Segment
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import FileIndex
+from whoosh.reading import SegmentReader
+from whoosh.util import now
+from whoosh.writing import SegmentWriter
+
+from search_index import schema as schema_mod
+from search_index.document import IndexRecord, PreparedDocument, prepare, version_of
+from search_index.errors import IndexBusyError, IndexMissingError, IndexOutdatedError
+from search_index.segment import SegmentBuilder
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "MAIN"
+#: Seconds a writer waits for the index lock before giving up (the job can be retried).
+LOCK_TIMEOUT = 60.0
+#: Documents per bulk segment (memory grows with it; fewer segments search faster).
+BATCH_SIZE = 5000
+# Segments under this many documents are merged together once there are MERGE_AT of them.
+SMALL_SEGMENT_DOCS = 1000
+MERGE_AT = 6
+REBUILD_MARKER = "REBUILD_IN_PROGRESS"
+
+Status = Literal["missing", "outdated", "rebuilding", "ok"]
+Progress = Callable[[int], None]
+
+
+def index_status(path: str | Path) -> Status:
+    """Tell whether the index at ``path`` is missing, outdated, being rebuilt or usable."""
+    path = Path(path)
+    if not path.is_dir() or not whoosh_index.exists_in(str(path), indexname=INDEX_NAME):
+        return "missing"
+    if schema_mod.read_version(path) != schema_mod.SCHEMA_VERSION:
+        return "outdated"
+    if (path / REBUILD_MARKER).exists():
+        return "rebuilding"
+    return "ok"
+
+
+def open_index(path: str | Path) -> FileIndex:
+    """Open an existing index; raise if it is missing or built with another schema version."""
+    status = index_status(path)
+    if status == "missing":
+        raise IndexMissingError()
+    if status == "outdated":
+        raise IndexOutdatedError()
+    return FileStorage(str(path)).open_index(INDEX_NAME)
+
+
+def open_or_create(path: str | Path) -> FileIndex:
+    """Open the index at ``path``, creating an empty one when there is none."""
+    if index_status(path) == "missing":
+        return create(path)
+    return open_index(path)
+
+
+def create(path: str | Path) -> FileIndex:
+    """Create an empty index (replacing whatever index files are there)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    storage = FileStorage(str(path))
+    ix = storage.create_index(schema_mod.build_schema(), indexname=INDEX_NAME)
+    schema_mod.write_version(path)
+    return ix
+
+
+def recreate(path: str | Path) -> FileIndex:
+    """Wipe the directory and create an empty index marked as being rebuilt."""
+    path = Path(path)
+    if path.exists():
+        with _locked(FileStorage(str(path)).open_index(INDEX_NAME) if _has_toc(path) else None):
+            shutil.rmtree(path)
+    ix = create(path)
+    (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
+    return ix
+
+
+def _has_toc(path: Path) -> bool:
+    return whoosh_index.exists_in(str(path), indexname=INDEX_NAME)
+
+
+@contextmanager
+def _locked(ix: FileIndex | None, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the index write lock, waiting at most ``timeout`` seconds for it."""
+    if ix is None:
+        yield
+        return
+    lock = ix.lock("WRITELOCK")
+    deadline = now() + timeout
+    while not lock.acquire(blocking=False):
+        if now() >= deadline:
+            raise IndexBusyError()
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class _Writer(SegmentWriter):
+    """A Whoosh segment writer that also commits segments built by SegmentBuilder."""
+
+    def __init__(self, ix: FileIndex, **kwargs: Any) -> None:
+        super().__init__(ix, _lk=False, **kwargs)
+        self.extra_segments: list[W3Segment] = []
+
+    def commit(self, mergetype: Any = None, optimize: Any = None, merge: Any = None) -> None:
+        """Merge small segments, then write the TOC with the built segments added."""
+        self._check_state()
+        finalsegments = _merge_small(self, self.segments)
+        if self._added:
+            finalsegments.append(self._finalize_segment())
+        else:
+            self._close_segment()
+        finalsegments.extend(self.extra_segments)
+        self._commit_toc(finalsegments)
+        self._finish()
+
+
+def _merge_small(writer: SegmentWriter, segments: list[Any]) -> list[Any]:
+    """Drop emptied segments and merge small ones once there are enough of them."""
+    live = [s for s in segments if s.deleted_count() < s.doc_count_all()]
+    small = [s for s in live if s.doc_count_all() < SMALL_SEGMENT_DOCS]
+    if len(small) < MERGE_AT:
+        return live
+    for seg in small:
+        reader = SegmentReader(writer.storage, writer.schema, seg)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in live if s not in small]
+
+
+def _delete_ids(writer: SegmentWriter, ids: Iterable[str]) -> int:
+    """Mark the documents with these ids deleted; return how many were found."""
+    if not writer.segments:
+        return 0
+    count = 0
+    with writer.searcher() as searcher:
+        for doc_id in ids:
+            for docnum in searcher.document_numbers(id=doc_id):
+                writer.delete_document(docnum)
+                count += 1
+    return count
+
+
+def _commit(ix: FileIndex, segment: W3Segment | None, replace_ids: Iterable[str]) -> None:
+    writer = _Writer(ix)
+    try:
+        _delete_ids(writer, replace_ids)
+        if segment is not None:
+            writer.extra_segments.append(segment)
+        writer.commit()
+    except BaseException:
+        writer.cancel()
+        raise
+
+
+def _build_segment(
+    storage: FileStorage, records: list[IndexRecord], compound: bool
+) -> tuple[W3Segment, list[str]]:
+    """Analyse records and write them as one segment (runs in a worker process too)."""
+    builder = SegmentBuilder(storage, INDEX_NAME, schema_mod.build_schema())
+    try:
+        prepared: dict[str, PreparedDocument] = {}
+        for record in records:
+            doc = prepare(record)
+            prepared.pop(doc.id, None)  # the last version of a repeated id wins
+            prepared[doc.id] = doc
+        builder.add_all(prepared.values())
+        return builder.finish(compound=compound), list(prepared)
+    except BaseException:
+        builder.cancel()
+        raise
+
+
+def _build_in_worker(args: tuple[str, list[IndexRecord], bool]) -> tuple[W3Segment, list[str]]:
+    path, records, compound = args
+    return _build_segment(FileStorage(path), records, compound)
+
+
+def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRecord]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def index_documents(
+    path: str | Path,
+    records: Iterable[IndexRecord],
+    *,
+    batch_size: int = BATCH_SIZE,
+    procs: int = 1,
+    timeout: float = LOCK_TIMEOUT,
+    progress: Progress | None = None,
+) -> int:
+    """Add or replace records in batches (one segment per batch); return how many were written.
+
+    With ``procs`` > 1, batches are analysed and written by that many worker processes while
+    this process holds the lock and commits each finished segment.
+    """
+    ix = open_or_create(path)
+    storage = ix.storage
+    written = 0
+    with _locked(ix, timeout):
+        batches = _batches(records, batch_size)
+        if procs > 1:
+            ctx = multiprocessing.get_context("forkserver")
+            with ctx.Pool(procs) as pool:
+                jobs = ((str(path), batch, False) for batch in batches)
+                for segment, ids in pool.imap(_build_in_worker, jobs):
+                    _commit(ix, segment, ids)
+                    written += len(ids)
+                    if progress:
+                        progress(written)
+        else:
+            for batch in batches:
+                segment, ids = _build_segment(storage, batch, compound=len(batch) < 100)
+                _commit(ix, segment, ids)
+                written += len(ids)
+                if progress:
+                    progress(written)
+    log.info("search index: wrote %d records to %s", written, path)
+    return written
+
+
+def delete_documents(path: str | Path, ids: Iterable[str], *, timeout: float = LOCK_TIMEOUT) -> int:
+    """Remove records from the index; return how many index documents were deleted."""
+    ix = open_index(path)
+    with _locked(ix, timeout):
+        writer = _Writer(ix)
+        try:
+            count = _delete_ids(writer, ids)
+            writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+    return count
+
+
+def indexed_versions(path: str | Path) -> dict[str, str]:
+    """Return ``{record id: indexed version}`` for every live document in the index."""
+    ix = open_index(path)
+    versions: dict[str, str] = {}
+    with ix.reader() as reader:
+        if reader.doc_count_all() == 0:
+            return versions
+        ids = reader.column_reader("doc_id")
+        vers = reader.column_reader("version")
+        for docnum in reader.all_doc_ids():
+            versions[ids[docnum]] = vers[docnum]
+    return versions
+
+
+@dataclass
+class Drift:
+    """What differs between the records that should be indexed and the index."""
+
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Tell whether the index matches the records exactly."""
+        return not (self.missing or self.stale or self.extra)
+
+
+def check(path: str | Path, current: Mapping[str, str]) -> Drift:
+    """Compare ``{id: version_of(updated_at)}`` of the records with what the index holds."""
+    indexed = indexed_versions(path)
+    drift = Drift()
+    for doc_id, version in current.items():
+        found = indexed.get(doc_id)
+        if found is None:
+            drift.missing.append(doc_id)
+        elif found != version:
+            drift.stale.append(doc_id)
+    drift.extra = [doc_id for doc_id in indexed if doc_id not in current]
+    return drift
+
+
+def rebuild(
+    path: str | Path,
+    records: Iterable[IndexRecord],
+    *,
+    restart: bool = False,
+    batch_size: int = BATCH_SIZE,
+    procs: int = 1,
+    progress: Progress | None = None,
+) -> int:
+    """Rebuild the index from all records, resuming an interrupted rebuild unless ``restart``.
+
+    Records already indexed at their current version are skipped, so running it again after
+    a crash continues where it stopped. Index documents whose record no longer exists are
+    removed at the end.
+    """
+    path = Path(path)
+    if restart or index_status(path) in ("missing", "outdated"):
+        recreate(path)
+    elif not (path / REBUILD_MARKER).exists():
+        (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
+    done = indexed_versions(path)
+    seen: set[str] = set()
+
+    def todo() -> Iterator[IndexRecord]:
+        for record in records:
+            doc_id = str(record["id"])
+            seen.add(doc_id)
+            if done.get(doc_id) != version_of(record.get("updated_at")):
+                yield record
+
+    written = index_documents(path, todo(), batch_size=batch_size, procs=procs, progress=progress)
+    extra = [doc_id for doc_id in done if doc_id not in seen]
+    if extra:
+        delete_documents(path, extra)
+    (path / REBUILD_MARKER).unlink(missing_ok=True)
+    return written
