@@ -122,6 +122,7 @@ def clean_state(app: Flask) -> Iterator[None]:
         if not name.startswith("system."):
             db[name].delete_many({})
     redis_connection().flushdb()
+    shutil.rmtree(os.path.join(app.config["DATA_DIR"], "search-index"), ignore_errors=True)
     seed_demo()
     yield
 
