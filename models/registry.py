@@ -9,12 +9,14 @@ def all_models() -> list[type[Document]]:
     """Return every top-level Document class of the application."""
     from models.api_token import ApiToken
     from models.audit import AuditEntry
+    from models.case_file import CaseFile, CaseFileList
     from models.counter import Counter
     from models.delegation import Delegation
     from models.document import Document
     from models.document_type import DocumentType
     from models.notification import Notification
     from models.organization import Agency, Position, Unit
+    from models.retention import RetentionPeriod
     from models.role import Role
     from models.user import User
     from models.workflow import WorkflowDefinition, WorkflowVersion
@@ -34,4 +36,7 @@ def all_models() -> list[type[Document]]:
         WorkflowVersion,
         Delegation,
         Notification,
+        RetentionPeriod,
+        CaseFileList,
+        CaseFile,
     ]

@@ -173,8 +173,10 @@ def seed_reference() -> None:
     for order, (name, abbr) in enumerate(DOCUMENT_TYPES):
         if not DocumentType.objects(name=name).first():
             DocumentType(name=name, abbreviation=abbr, order=order).save()
+    from workflows.case_file import seed_retention_table  # also registers its workflow actions
     from workflows.workflow_definition import seed_definitions
 
+    seed_retention_table()
     seed_definitions()
 
 
@@ -221,4 +223,7 @@ def seed_demo() -> None:
             is_demo_account=True,
             must_change_password=not demo,
         ).save()
+    from workflows.case_file import seed_demo_case_files
+
+    seed_demo_case_files()
     log.info("demo data ready")
