@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import logging
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +141,28 @@ def file_metadata(case_file: CaseFile) -> list[tuple[str, str]]:
 # PDF ------------------------------------------------------------------------------------------
 
 
-class _Cover(FPDF):
+class _Bundle(FPDF):
+    """The pages VănThư writes: cover, index, and a page for each document without a PDF."""
+
+    numbered = True
+
     def footer(self) -> None:
-        self.set_y(-15)
-        self.set_font("Body", "", 8)
-        self.cell(0, 10, f"Trang {self.page_no()}", align="C")
+        if self.numbered:
+            self.set_y(-15)
+            self.set_font("Body", "", 8)
+            self.cell(0, 10, f"Trang {self.page_no()}", align="C")
+
+
+@dataclass
+class _Part:
+    doc: Document
+    reader: PdfReader | None  # None: a page saying why the PDF is missing takes its place
+    reason: str
+    sheets: int
+
+    @property
+    def pages(self) -> int:
+        return len(self.reader.pages) if self.reader else 1
 
 
 def _fonts(pdf: FPDF) -> None:
@@ -157,14 +175,7 @@ def _fonts(pdf: FPDF) -> None:
     pdf.add_font("Body", "B", str(bold))
 
 
-def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], first: int) -> bytes:
-    """Render the cover sheet and the document index; `starts` are bundle page numbers."""
-    agency = Agency.current()
-    pdf = _Cover(format="A4", unit="mm")
-    _fonts(pdf)
-    pdf.set_title(f"Hồ sơ {case_file.full_code(agency)}")
-    pdf.set_creator("VănThư")
-    pdf.set_auto_page_break(True, margin=18)
+def _cover(pdf: FPDF, case_file: CaseFile, agency: Agency | None) -> None:
     pdf.add_page()
     pdf.set_font("Body", "B", 12)
     if agency is not None:
@@ -178,7 +189,7 @@ def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], fir
     pdf.multi_cell(0, 8, case_file.title, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(10)
     pdf.set_font("Body", "", 11)
-    with pdf.table(col_widths=(55, 125), first_row_as_headings=False, line_height=7) as table:
+    with pdf.table(col_widths=(55, 135), first_row_as_headings=False, line_height=7) as table:
         for label, value in file_metadata(case_file):
             row = table.row()
             row.cell(label, style=FontFace(emphasis="BOLD"))
@@ -191,6 +202,9 @@ def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], fir
         "Bản tổng hợp để đọc và tra cứu. Chữ ký số của từng văn bản được kiểm tra trên tệp "
         "gốc lưu trong hệ thống.",
     )
+
+
+def _index(pdf: FPDF, parts: list[_Part], starts: list[int]) -> None:
     pdf.add_page()
     pdf.set_font("Body", "B", 13)
     pdf.cell(0, 8, "MỤC LỤC VĂN BẢN", align="C", new_x="LMARGIN", new_y="NEXT")
@@ -198,7 +212,7 @@ def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], fir
     pdf.set_font("Body", "", 8.5)
     headings = ("STT", "Số, ký hiệu", "Ngày", "Tác giả", "Trích yếu", "Số tờ", "Trang")
     with pdf.table(
-        col_widths=(9, 28, 18, 33, 70, 10, 12),
+        col_widths=(9, 27, 20, 33, 77, 11, 13),
         headings_style=FontFace(emphasis="BOLD"),
         line_height=4.5,
         text_align=("CENTER", "LEFT", "LEFT", "LEFT", "LEFT", "CENTER", "CENTER"),
@@ -206,7 +220,8 @@ def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], fir
         row = table.row()
         for heading in headings:
             row.cell(heading)
-        for n, (doc, start) in enumerate(zip(docs, starts, strict=True), 1):
+        for n, (part, start) in enumerate(zip(parts, starts, strict=True), 1):
+            doc = part.doc
             row = table.row()
             row.cell(str(n))
             arrival = f"\nSố đến {doc.arrival_number}" if doc.arrival_number else ""
@@ -215,54 +230,73 @@ def _cover_pdf(case_file: CaseFile, docs: list[Document], starts: list[int], fir
             row.cell(doc.issuer or "")
             marks = " [dữ liệu chuyển đổi]" if doc.migrated else ""
             row.cell(f"{doc.subject}{marks}")
-            row.cell(str(doc.pages or ""))
-            row.cell(str(start + first))
-    return bytes(pdf.output())
+            row.cell(str(part.sheets or ""))
+            row.cell(str(start))
 
 
-def _placeholder(doc: Document, reason: str) -> PdfReader:
-    pdf = FPDF(format="A4", unit="mm")
+def _render(case_file: CaseFile, parts: list[_Part], cover_pages: int) -> tuple[bytes, int]:
+    """Render cover, index and placeholder pages, numbering as if the cover had that many pages.
+
+    Return the PDF and how many pages the cover and index really took.
+    """
+    agency = Agency.current()
+    starts, page = [], cover_pages + 1
+    for part in parts:
+        starts.append(page)
+        page += part.pages
+    pdf = _Bundle(format="A4", unit="mm")
     _fonts(pdf)
-    pdf.add_page()
-    pdf.set_font("Body", "B", 12)
-    pdf.multi_cell(0, 7, f"{_number_notation(doc)} {doc.subject}".strip())
-    pdf.ln(4)
-    pdf.set_font("Body", "", 11)
-    pdf.multi_cell(0, 6, reason)
-    return PdfReader(io.BytesIO(bytes(pdf.output())))
+    pdf.set_title(f"Hồ sơ {case_file.full_code(agency)}")
+    pdf.set_creator("VănThư")
+    pdf.set_auto_page_break(True, margin=18)
+    _cover(pdf, case_file, agency)
+    _index(pdf, parts, starts)
+    rendered = pdf.page_no()
+    for part in parts:
+        if part.reader is None:
+            pdf.numbered = False
+            pdf.add_page()
+            pdf.set_font("Body", "B", 12)
+            pdf.multi_cell(0, 7, f"{_number_notation(part.doc)} {part.doc.subject}".strip())
+            pdf.ln(4)
+            pdf.set_font("Body", "", 11)
+            pdf.multi_cell(0, 6, part.reason)
+    return bytes(pdf.output()), rendered
 
 
 def export_pdf(case_file: CaseFile, user: User) -> bytes:
     """Return the file as one PDF: cover sheet, document index, then each document."""
-    docs = check_readable(user, case_file)
-    parts: list[PdfReader] = []
-    for doc in docs:
+    parts = []
+    for doc in check_readable(user, case_file):
         data = document_pdf_bytes(doc)
         reader = _reader(data)
+        reason = ""
         if reader is None:
             reason = (
                 "Văn bản chưa có tệp PDF trong hệ thống (bản giấy hoặc tệp định dạng khác)."
                 if data is None
                 else "Tệp PDF của văn bản bị hỏng hoặc được mã hóa, không ghép được."
             )
-            reader = _placeholder(doc, reason)
-        parts.append(reader)
-    starts, page = [], 1
-    for reader in parts:
-        starts.append(page)
-        page += len(reader.pages)
-    cover = _cover_pdf(case_file, docs, starts, 0)
-    cover_pages = len(PdfReader(io.BytesIO(cover)).pages)
-    cover = _cover_pdf(case_file, docs, starts, cover_pages)  # now with the final page numbers
+        parts.append(_Part(doc, reader, reason, doc.pages or (len(reader.pages) if reader else 0)))
+    # The index shows where each document starts, which depends on the index's own length:
+    # render with a guess, and once more in the rare case the guess was wrong.
+    data, cover_pages = _render(case_file, parts, 2)
+    if cover_pages != 2:
+        data, cover_pages = _render(case_file, parts, cover_pages)
+    own = PdfReader(io.BytesIO(data))
     writer = PdfWriter()
-    writer.append(PdfReader(io.BytesIO(cover)))
+    writer.append(own, pages=(0, cover_pages))
     writer.add_outline_item(title="Bìa và mục lục hồ sơ", page_number=0)
-    for n, (doc, reader) in enumerate(zip(docs, parts, strict=True), 1):
+    placeholder = cover_pages
+    for n, part in enumerate(parts, 1):
         start = len(writer.pages)
-        writer.append(reader)
-        writer.add_outline_item(
-            title=f"{n}. {_number_notation(doc) or doc.subject[:60]}", page_number=start
-        )
+        if part.reader is not None:
+            writer.append(part.reader)
+        else:
+            writer.append(own, pages=(placeholder, placeholder + 1))
+            placeholder += 1
+        label = _number_notation(part.doc) or part.doc.subject[:60]
+        writer.add_outline_item(title=f"{n}. {label}", page_number=start)
     writer.add_metadata(
         {"/Title": f"Hồ sơ {case_file.full_code()}: {case_file.title}", "/Creator": "VănThư"}
     )
@@ -274,7 +308,10 @@ def export_pdf(case_file: CaseFile, user: User) -> bytes:
 # XML ------------------------------------------------------------------------------------------
 
 
-def _sub(parent: ET.Element, tag: str, value: Any, **attrs: str) -> ET.Element:
+def _sub(parent: ET.Element, tag: str, value: Any, **attrs: str) -> ET.Element | None:
+    """Add `<tag>value</tag>`; an unknown value (None) leaves the element out."""
+    if value is None:
+        return None
     element = ET.SubElement(parent, tag, attrs)
     if value is not None and value != "":
         element.text = value.isoformat() if isinstance(value, dt.date) else str(value)
@@ -295,7 +332,7 @@ def _document_element(parent: ET.Element, n: int, doc: Document) -> None:
     _sub(signer, "Competence", doc.signer_authority or "")
     _sub(signer, "Position", doc.signer_title or "")
     _sub(signer, "FullName", doc.signer_name or "")
-    _sub(el, "PageAmount", doc.pages)
+    _sub(el, "PageAmount", document_pages(doc) or None)
     _sub(el, "Language", "Tiếng Việt")
     _sub(el, "Priority", doc.urgency or 0)
     recipients = ET.SubElement(el, "Recipients")
