@@ -56,6 +56,7 @@ def init_views(app: Flask) -> None:
     from views.api import api_bp
     from views.audit import AuditEntryView
     from views.auth import AuthView, needs_password_change
+    from views.case_file import init_case_file_views  # also registers its API endpoints
     from views.delegation import DelegationView
     from views.document import DocumentView
     from views.document_type import DocumentTypeView
@@ -109,6 +110,7 @@ def init_views(app: Flask) -> None:
             name="Quy trình xử lý", category="Hệ thống", endpoint="workflow", url="/workflows"
         )
     )
+    init_case_file_views(app, admin)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge
