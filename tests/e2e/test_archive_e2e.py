@@ -10,7 +10,18 @@ from tests.workflows.test_case_file import finished_incoming, migrated_document
 pytestmark = pytest.mark.e2e
 
 
-def test_case_file_from_opening_to_the_agency_archive(page, make_document, users, units):
+@pytest.fixture
+def other_page(browser, live_server):
+    """A second browser context: another person at another desk."""
+    context = browser.new_context(base_url=live_server, locale="vi-VN")
+    context.set_default_timeout(15000)
+    yield context.new_page()
+    context.close()
+
+
+def test_case_file_from_opening_to_the_agency_archive(
+    page, other_page, make_document, users, units
+):
     incoming = finished_incoming(make_document, users, notation="12/UBND-KT")
     migrated_document(units, legacy_id="488397-VBĐT", notation="35/BC-BCT")
 
@@ -42,7 +53,7 @@ def test_case_file_from_opening_to_the_agency_archive(page, make_document, users
     assert page.locator("#document-search").count() == 0
 
     # The records manager sees it due for transfer and transfers it.
-    page.context.clear_cookies()
+    specialist, page = page, other_page
     login(page, "luutru")
     page.goto("/archive/due")
     due_row = page.locator("#due-list tr[data-code='07.QLTM']")
@@ -62,8 +73,7 @@ def test_case_file_from_opening_to_the_agency_archive(page, make_document, users
     page.goto("/archive/access-log")
     assert "Xem hồ sơ" in page.locator("#access-log").inner_text()
 
-    page.context.clear_cookies()
-    login(page, "chuyenvien")
+    page = specialist
     page.goto(f"/case-files/{case_file.pk}")
     assert page.locator("#frozen-notice").is_visible()
     assert page.locator("#document-search").count() == 0
