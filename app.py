@@ -44,6 +44,10 @@ class DefaultConfig:
     OTP_PENDING_SECONDS = 300
     API_TOKEN_TTL_HOURS = 12
     JOB_RESULT_TTL_SECONDS = 7 * 24 * 3600
+    CONVERSION_TIMEOUT_SECONDS = 120
+    SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
+
+    BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
 
     TESTING = False
 
@@ -117,10 +121,16 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
     _register_cli(app)
 
     if app.config["SEED_DEMO_ON_START"]:
+        from workflows.demo_documents import seed_demo_documents
         from workflows.seed import seed_demo
 
         with app.app_context():
             seed_demo()
+            seed_demo_documents()
+            if app.config["BENCH_DOCUMENTS"]:
+                from workflows.demo_documents import seed_bulk_documents
+
+                seed_bulk_documents(int(app.config["BENCH_DOCUMENTS"]))
     return app
 
 

@@ -153,6 +153,8 @@ class DocumentQuerySet(QuerySet):
         if user.can("document.view_all"):
             return base
         scope = Q(visible_user_ids=str(user.pk))
+        if user.can("archive.search"):
+            scope |= Q(migrated=True)  # records managers search the legacy archive
         if user.unit is not None:
             scope |= Q(visible_unit_ids=str(user.unit.pk))
         return base.filter(scope)
@@ -296,6 +298,8 @@ class Document(MongoDocument):
         out = [f"user:{u}" for u in self.visible_user_ids]
         out += [f"unit:{u}" for u in self.visible_unit_ids]
         out.append("perm:document.view_all")
+        if self.migrated:
+            out.append("perm:archive.search")
         return out
 
     def to_api(self, detail: bool = False) -> dict[str, Any]:

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from mongoengine import Document
 
 
 def all_models() -> list[type[Document]]:
-    """Return every top-level Document class of the application."""
-    from models.api_token import ApiToken
-    from models.audit import AuditEntry
-    from models.case_file import CaseFile, CaseFileList
-    from models.counter import Counter
-    from models.delegation import Delegation
-    from models.document import Document
-    from models.document_type import DocumentType
-    from models.notification import Notification
-    from models.organization import Agency, Position, Unit
-    from models.retention import RetentionPeriod
-    from models.role import Role
-    from models.user import User
-    from models.workflow import WorkflowDefinition, WorkflowVersion
+    """Return every top-level Document class of the application (every models.* module)."""
+    from mongoengine.base.common import _document_registry
 
+    import models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        importlib.import_module(f"models.{info.name}")
     return [
-        Agency,
-        Unit,
-        Position,
-        Role,
-        User,
-        DocumentType,
-        AuditEntry,
-        ApiToken,
-        Counter,
-        Document,
-        WorkflowDefinition,
-        WorkflowVersion,
-        Delegation,
-        Notification,
-        RetentionPeriod,
-        CaseFileList,
-        CaseFile,
+        cls
+        for cls in _document_registry.values()
+        if issubclass(cls, Document)
+        and not cls._meta.get("abstract")
+        and cls.__module__.startswith("models.")
     ]

@@ -113,6 +113,7 @@ class User(Document):
     def principals(self) -> list[str]:
         """Return the principals a visibility check matches against."""
         out = ["all", f"user:{self.pk}"] + [f"role:{c}" for c in self.role_codes]
+        out += [f"perm:{p}" for p in sorted(self.permissions)]
         if self.unit is not None:
             out.append(f"unit:{self.unit.pk}")
         return out

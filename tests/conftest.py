@@ -226,3 +226,9 @@ def units() -> dict[str, Any]:
     from models.organization import Unit
 
     return {u.abbreviation: u for u in Unit.objects}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run browser tests last: Playwright's sync API keeps an event loop running in this
+    thread while the browser is open, and pyHanko needs its own loop."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -62,8 +62,11 @@ def init_views(app: Flask) -> None:
     from views.document_type import DocumentTypeView
     from views.home import HomeView
     from views.i18n import compile_catalogs
+    from views.internal_document import register_internal_documents
     from views.notification import NotificationView
+    from views.opinion import register_opinions
     from views.organization import AgencyView, PositionView, UnitView
+    from views.register_book import add_register_views
     from views.user import RoleView, UserView
     from views.workflow import WorkflowView
 
@@ -102,6 +105,7 @@ def init_views(app: Flask) -> None:
             DocumentType, name="Loại văn bản", category="Danh mục", endpoint="document_type"
         )
     )
+    add_register_views(admin)
     admin.add_view(
         AuditEntryView(AuditEntry, name="Nhật ký hệ thống", category="Hệ thống", endpoint="audit")
     )
@@ -110,6 +114,8 @@ def init_views(app: Flask) -> None:
             name="Quy trình xử lý", category="Hệ thống", endpoint="workflow", url="/workflows"
         )
     )
+    register_internal_documents(admin)
+    register_opinions(admin)
     init_case_file_views(app, admin)
     app.extensions["vanthu_admin"] = admin
 

@@ -28,7 +28,7 @@ from models.user import User
 from views.api import api_bp, api_user, json_body, require_auth
 from views.base import SecuredBaseView, SecuredModelView
 from workflows import case_file as case_files
-from workflows.case_file_export import document_pdf_bytes, export_pdf, export_xml
+from workflows.case_file_export import export_pdf, export_xml
 from workflows.errors import DomainError, ValidationFailed
 
 PAGE_SIZE = 50
@@ -272,20 +272,17 @@ class CaseFileView(SecuredBaseView):
     @expose("/<case_file_id>/documents/<doc_id>/file")
     def document_file(self, case_file_id: str, doc_id: str) -> Any:
         """Download a document's PDF through the file (for readers of an archive)."""
+        from views.document import send_stored
+
         user = _user()
         case_file = self._get(case_file_id, log_access=False)
-        row = next(
-            (r for r in case_files.documents_for(user, case_file) if str(r[1].pk) == doc_id), None
-        )
-        if row is None or not row[2]:
-            abort(404)
-        data = document_pdf_bytes(row[1])
-        if data is None:
+        rows = case_files.documents_for(user, case_file)
+        doc = next((d for _, d, readable in rows if readable and str(d.pk) == doc_id), None)
+        if doc is None or doc.current_pdf is None:
             abort(404)
         if case_file.frozen:
             case_files.log_archive_access(case_file, "download", {"document": doc_id})
-        pdf = row[1].current_pdf
-        return _attachment(data, pdf.filename if pdf else "van-ban.pdf", "application/pdf")
+        return send_stored(doc, doc.current_pdf, inline=False)
 
 
 # Lists of case files --------------------------------------------------------------------------

@@ -203,7 +203,7 @@ class DocumentView(SecuredBaseView):
         form = FlaskForm()
         duplicate = None
         if request.method == "POST" and form.validate_on_submit():
-            data = request.form.to_dict()
+            data: dict[str, Any] = request.form.to_dict()
             data["recipient_units"] = request.form.getlist("recipient_units")
             main = request.files.get("main_file")
             extras = request.files.getlist("attachments")
@@ -331,7 +331,7 @@ class DocumentView(SecuredBaseView):
         doc = self._get(doc_id, log_view=False)
         form = FlaskForm()
         if request.method == "POST" and form.validate_on_submit():
-            data = request.form.to_dict()
+            data: dict[str, Any] = request.form.to_dict()
             data["recipient_units"] = request.form.getlist("recipient_units")
             try:
                 documents.update_metadata(

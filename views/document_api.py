@@ -64,7 +64,7 @@ def get_document_file(doc_id: str) -> Any:
 @require_auth()
 def create_document() -> Any:
     user = api_user()
-    form = request.form.to_dict()
+    form: dict[str, Any] = request.form.to_dict()
     direction = form.pop("direction", None)
     if direction not in DIRECTIONS:
         raise ValidationFailed("Trường 'direction' phải là incoming, outgoing hoặc internal.")

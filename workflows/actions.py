@@ -245,7 +245,7 @@ def _assign_number(ctx: ActionContext) -> None:
         # If a later step fails, the number goes back for same-day re-issue, not lost.
         ctx.on_rollback.append(
             lambda: register_book.cancel_number(
-                doc, actor_id=str(ctx.actor.pk), reason="Chuyển bước không thành công"
+                doc, str(ctx.actor.pk), "Chuyển bước không thành công, số được cấp lại"
             )
         )
     ctx.detail["number"] = ctx.doc.notation or ctx.doc.arrival_number

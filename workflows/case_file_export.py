@@ -26,20 +26,12 @@ from models.case_file import CASE_FILE_STATES, CaseFile
 from models.document import DIRECTIONS, Document
 from models.organization import Agency
 from models.user import User
+from workflows import storage
 from workflows.actions import VN_TZ
-from workflows.errors import Forbidden
+from workflows.errors import DomainError, Forbidden
 
 log = logging.getLogger(__name__)
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-
-
-def _stored_bytes(file_id: Any) -> bytes:
-    """Read a file from GridFS (to be replaced by workflows.storage.read_file)."""
-    import gridfs
-    from bson import ObjectId
-    from mongoengine.connection import get_db
-
-    return bytes(gridfs.GridFS(get_db()).get(ObjectId(str(file_id))).read())
 
 
 def document_pdf_bytes(doc: Document) -> bytes | None:
@@ -48,8 +40,8 @@ def document_pdf_bytes(doc: Document) -> bytes | None:
     if pdf is None:
         return None
     try:
-        return _stored_bytes(pdf.file_id)
-    except Exception:
+        return storage.read_file(pdf.file_id)
+    except DomainError:
         log.warning("PDF of document %s is missing from storage", doc.pk)
         return None
 

@@ -15,9 +15,14 @@ def register_cli(app: Flask) -> None:
     @with_appcontext
     def seed(demo: bool) -> None:
         """Create reference data (roles, positions, document types)."""
+        from workflows.demo_documents import seed_demo_documents
         from workflows.seed import seed_demo, seed_reference
 
-        seed_demo() if demo else seed_reference()
+        if demo:
+            seed_demo()
+            seed_demo_documents()
+        else:
+            seed_reference()
         click.echo("seeded" + (" with demo data" if demo else ""))
 
     @app.cli.command("serve")

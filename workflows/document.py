@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from bson import ObjectId
 from werkzeug.datastructures import FileStorage
@@ -50,6 +50,14 @@ def refresh_access(doc: Document) -> None:
             users.add(str(a.user.pk))
         if a.unit is not None:
             units.add(str(a.unit.pk))
+    if doc.direction == "internal" and doc.pk is not None:
+        from models.delivery import Delivery
+
+        for delivery in Delivery.objects(document=doc.pk, delivered_at__ne=None):
+            if delivery.user is not None:
+                users.add(str(delivery.user.pk))
+            elif delivery.unit is not None:
+                units.add(str(delivery.unit.pk))
     doc.visible_user_ids = sorted(u for u in users if u)
     doc.visible_unit_ids = sorted(u for u in units if u)
 
@@ -61,6 +69,8 @@ def can_view(doc: Document, user: User) -> bool:
     if user.can("document.view_all"):
         return True
     if str(user.pk) in doc.visible_user_ids:
+        return True
+    if doc.migrated and user.can("archive.search"):
         return True
     return user.unit is not None and str(user.unit.pk) in doc.visible_unit_ids
 
@@ -287,12 +297,16 @@ def _store_files(
 
     main_file = None
     if main is not None and main.filename:
-        main_file = storage.store_upload(main.stream, main.filename, uploaded_by=str(actor.pk))
+        main_file = storage.store_upload(
+            cast(BinaryIO, main.stream), main.filename, uploaded_by=str(actor.pk)
+        )
         stored.append(main_file)
     attachments = []
     for extra in extras:
         if extra is not None and extra.filename:
-            item = storage.store_upload(extra.stream, extra.filename, uploaded_by=str(actor.pk))
+            item = storage.store_upload(
+                cast(BinaryIO, extra.stream), extra.filename, uploaded_by=str(actor.pk)
+            )
             stored.append(item)
             attachments.append(item)
     return main_file, attachments

@@ -12,6 +12,7 @@ from models.organization import Agency, Position, Unit
 from models.role import Role
 from models.user import User
 from workflows.auth import hash_password
+from workflows.register_book import seed_register_books
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ def seed_demo() -> None:
             is_demo_account=True,
             must_change_password=not demo,
         ).save()
+    seed_register_books()
     from workflows.case_file import seed_demo_case_files
 
     seed_demo_case_files()

@@ -8,7 +8,13 @@ from pypdf import PdfReader
 from models.audit import AuditEntry
 from models.case_file import CaseFile, CaseFileList
 from tests.conftest import api_token, csrf_token, web_login
-from tests.workflows.test_case_file import finished_incoming, migrated_document, open_adhoc
+from tests.fixtures.files.samples import pdf_bytes
+from tests.workflows.test_case_file import (
+    add_pdf,
+    finished_incoming,
+    migrated_document,
+    open_adhoc,
+)
 from workflows import case_file as cf
 
 
@@ -33,7 +39,7 @@ def test_archive_screens_need_the_archive_permissions(client):
 
 
 def test_specialist_and_records_manager_in_the_portal(client, app, make_document, users, units):
-    incoming = finished_incoming(make_document, users)
+    incoming = add_pdf(finished_incoming(make_document, users), pdf_bytes("Công văn số 12"))
     migrated = migrated_document(units)
     web_login(client, "chuyenvien")
     page = _post(
@@ -70,8 +76,11 @@ def test_specialist_and_records_manager_in_the_portal(client, app, make_document
     assert pdf.mimetype == "application/pdf" and len(PdfReader(io.BytesIO(pdf.data)).pages) >= 2
     xml = client.get(f"{url}/export.xml")
     assert ET.fromstring(xml.data).findtext("FileNotation") == "15.QLTM"
+    download = client.get(f"{url}/documents/{incoming.pk}/file")
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    assert client.get(f"{url}/documents/{migrated.pk}/file").status_code == 404  # no PDF
     log_page = client.get("/archive/access-log")
-    for label in ("Xem hồ sơ", "Xuất hồ sơ PDF", "Xuất siêu dữ liệu XML"):
+    for label in ("Xem hồ sơ", "Xuất hồ sơ PDF", "Xuất siêu dữ liệu XML", "Tải văn bản"):
         assert label in log_page.text
     client.post("/auth/logout", data={"csrf_token": csrf_token(client.get("/").text)})
 

@@ -1,16 +1,15 @@
 """Case files: lists and their approval, opening, attaching, closing, transfer, freezing."""
 
 import datetime as dt
+import io
 
-import gridfs
 import pytest
-from mongoengine.connection import get_db
 
 from models.audit import AuditEntry
 from models.case_file import CaseFile, CaseFileList
-from models.document import Document, FileRevision
+from models.document import Document
 from workflows import case_file as cf
-from workflows import engine
+from workflows import engine, storage
 from workflows.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 # Helpers other case-file tests import -------------------------------------------------------
@@ -58,20 +57,10 @@ def migrated_document(units, legacy_id="488397-VBĐT", **fields):
 
 
 def add_pdf(doc, data, filename="van-ban.pdf"):
-    """Store a PDF in GridFS and make it the document's current revision."""
-    import hashlib
-
-    file_id = gridfs.GridFS(get_db()).put(data, filename=filename)
-    doc.revisions.append(
-        FileRevision(
-            rev=len(doc.revisions) + 1,
-            file_id=file_id,
-            filename=filename,
-            mime="application/pdf",
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-    )
+    """Store a PDF (kept even when damaged) and make it the document's current revision."""
+    stored = storage.store_upload(io.BytesIO(data), filename, keep_damaged=True)
+    stored.mime = "application/pdf"  # a damaged "PDF" still claims to be one
+    storage.add_revision(doc, stored)
     doc.save()
     return doc
 

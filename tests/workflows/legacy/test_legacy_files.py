@@ -1,0 +1,128 @@
+"""Attachment files: streaming, hashing, classification and PDF text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+
+import pytest
+
+from workflows.legacy import extract_pdf_text, inspect_attachment, open_export
+from workflows.legacy import files as files_module
+
+
+def export_with(kit, files):
+    return kit.write("e", {"documents.csv": "legacy_id,direction\r\n", **files})
+
+
+def test_sink_receives_every_byte_in_chunks_once(kit):
+    data = os.urandom(files_module.CHUNK * 2 + 123)
+    chunks: list[bytes] = []
+    with open_export(export_with(kit, {"files/big.bin": data})) as source:
+        check = inspect_attachment(
+            source, "files/big.bin", expected_sha256=hashlib.sha256(data).hexdigest(),
+            expected_size=len(data), sink=chunks.append,
+        )  # fmt: skip
+    assert check.status == "ok" and not check.is_pdf and check.size == len(data)
+    assert len(chunks) == 3 and max(map(len, chunks)) == files_module.CHUNK
+    assert b"".join(chunks) == data
+
+
+def test_flawed_file_bytes_still_reach_the_sink(kit, pdf_bytes):
+    damaged = pdf_bytes[:300]
+    chunks: list[bytes] = []
+    with open_export(export_with(kit, {"files/d.pdf": damaged})) as source:
+        check = inspect_attachment(source, "files/d.pdf", expected_sha256="0" * 64,
+                                   sink=chunks.append)  # fmt: skip
+    assert check.status == "sha_mismatch" and check.flags == ["sha_mismatch", "damaged_pdf"]
+    assert check.flawed and len(check.reasons) == 2 and b"".join(chunks) == damaged
+
+
+def test_missing_file_never_touches_the_sink(kit):
+    with open_export(export_with(kit, {})) as source:
+        check = inspect_attachment(source, "files/none.pdf", sink=pytest.fail)
+    assert check.status == "missing" and not check.flawed and "files/none.pdf" in check.reason
+
+
+@pytest.mark.parametrize("engine", ["auto", "pdftotext", "pypdf"])
+def test_text_is_capped(kit, pdf_bytes, engine):
+    with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
+        check = inspect_attachment(source, "files/a.pdf", max_text_chars=10, engine=engine)
+    assert check.text == "Quyết định" and check.text_truncated
+
+
+def test_without_text_extraction_encryption_is_still_found(kit, pdf_bytes):
+    members = {"files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+               "files/own.pdf": kit.encrypt_pdf(pdf_bytes, "")}  # fmt: skip
+    with open_export(export_with(kit, members)) as source:
+        enc = inspect_attachment(source, "files/enc.pdf", extract_text=False)
+        own = inspect_attachment(source, "files/own.pdf", extract_text=False)
+    assert enc.status == "encrypted_pdf" and enc.text == ""
+    assert own.status == "ok" and own.notes == ["restricted_pdf"]
+
+
+@pytest.mark.parametrize("engine", ["pdfium", "pdftotext", "pypdf"])
+def test_every_engine_classifies_the_same(kit, pdf_bytes, engine):
+    if engine == "pdfium":
+        pytest.importorskip("pypdfium2")
+    members = {
+        "files/a.pdf": pdf_bytes,
+        "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+        "files/own.pdf": kit.encrypt_pdf(pdf_bytes, ""),
+        "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n",
+        "files/cut.pdf": pdf_bytes[: len(pdf_bytes) // 2],
+    }
+    with open_export(export_with(kit, members)) as source:
+        checks = {
+            name: inspect_attachment(source, f"files/{name}.pdf", engine=engine)
+            for name in ("a", "enc", "own", "bad", "cut")
+        }
+    assert {name: c.status for name, c in checks.items()} == {
+        "a": "ok", "enc": "encrypted_pdf", "own": "ok", "bad": "damaged_pdf", "cut": "damaged_pdf"
+    }  # fmt: skip
+    assert "Điều 1. Phê duyệt kế hoạch chuyển đổi số." in checks["a"].text
+    assert "chuyển đổi số" in checks["own"].text and checks["own"].notes == ["restricted_pdf"]
+    assert checks["enc"].text == "" and "mật khẩu" in checks["enc"].reason
+
+
+def test_auto_engine_falls_back_to_what_is_installed(monkeypatch):
+    monkeypatch.setattr(files_module.importlib.util, "find_spec", lambda name: None)
+    assert files_module.pdf_engine() == "pdftotext"
+    monkeypatch.setattr(files_module.shutil, "which", lambda name: None)
+    assert files_module.pdf_engine() == "pypdf"
+    assert files_module.pdf_engine("pdftotext") == "pdftotext"
+
+
+@pytest.mark.parametrize("engine", ["pdftotext", "auto"])
+def test_extract_pdf_text_says_why_a_pdf_is_damaged(tmp_path, pdf_bytes, engine):
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n")
+    result = extract_pdf_text(str(path), engine=engine)
+    assert result.error == "damaged" and result.detail and result.text == ""
+    path.write_bytes(pdf_bytes)
+    result = extract_pdf_text(str(path), engine=engine)
+    assert result.error is None and "Điều 1" in result.text
+
+
+def test_corrupted_zip_member_is_unreadable_not_a_crash(kit, tmp_path, pdf_bytes):
+    path = tmp_path / "e.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("documents.csv", "legacy_id,direction\r\n")
+        zf.writestr("files/a.pdf", pdf_bytes)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"Catalog")  # inside the PDF member: its CRC no longer matches
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with open_export(path) as source:
+        check = inspect_attachment(source, "files/a.pdf")
+    assert check.status == "unreadable" and check.sha256 is None and "CRC" in check.reason
+
+
+def test_temporary_copies_are_removed(kit, pdf_bytes, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(files_module.tempfile, "tempdir", None)
+    with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
+        inspect_attachment(source, "files/a.pdf")
+    assert list((tmp_path / "tmp").iterdir()) == []
