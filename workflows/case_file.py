@@ -813,14 +813,18 @@ def _transfer(ctx: ActionContext) -> None:
 
 def seed_retention_table() -> None:
     """Load the common retention periods when the table is empty."""
-    if RetentionPeriod.objects.first() is not None:
+    collection = RetentionPeriod._get_collection()
+    if collection.find_one({}, {"_id": 1}) is not None:
         return
-    RetentionPeriod.objects.insert(
+    # Raw rows: this runs at every start (and before every test), so skip per-row validation
+    # of constant, known-good data.
+    collection.insert_many(
         [
-            RetentionPeriod(code=code, group=group, title=title, years=years, permanent=not years)
+            {"code": code, "group": group, "title": title, "permanent": not years, "active": True}
+            | ({"years": years} if years else {})
+            | {"source": "Thông tư 10/2022/TT-BNV"}
             for code, group, title, years in COMMON_PERIODS
-        ],
-        load_bulk=False,
+        ]
     )
 
 
@@ -844,8 +848,8 @@ def seed_demo_case_files(now: dt.datetime | None = None) -> None:
     year = vn_today(now).year
     if CaseFileList.objects(year=year).first() is not None:
         return
-    periods = {p.code: p for p in RetentionPeriod.objects}
-    units = {u.abbreviation: u for u in Unit.objects}
+    periods = {p.code: p for p in RetentionPeriod.objects(code__in=[r[2] for r in _DEMO_LIST])}
+    units = {u.abbreviation: u for u in Unit.objects(abbreviation__in=[r[3] for r in _DEMO_LIST])}
     people = {u.username: u for u in User.objects(username__in=[r[4] for r in _DEMO_LIST])}
     leader = User.objects(username="giamdoc").first()
     entries = []
