@@ -6,6 +6,7 @@ import math
 from typing import Any
 from urllib.parse import quote
 
+from bson import ObjectId
 from flask import Flask, Response, abort, flash, jsonify, redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_login import current_user
@@ -64,9 +65,11 @@ def _retention_choices() -> list[RetentionPeriod]:
 
 def _openable_entries(user: User) -> list[tuple[CaseFileList, Any]]:
     """Entries of approved lists `user` may open a file from, not opened yet."""
-    taken = {(c.year, c.code) for c in CaseFile.objects.only("year", "code")}
+    approved = list(CaseFileList.objects(state="approved").order_by("-year"))
+    opened = CaseFile.objects(year__in=[lst.year for lst in approved]).only("year", "code")
+    taken = {(c.year, c.code) for c in opened}
     out = []
-    for year_list in CaseFileList.objects(state="approved").order_by("-year"):
+    for year_list in approved:
         for entry in year_list.entries:
             if (year_list.year, entry.code) in taken:
                 continue
@@ -368,14 +371,24 @@ class CaseFileListView(SecuredBaseView):
 # Records manager: the archive -----------------------------------------------------------------
 
 
+def _id_arg(args: Any, key: str, label: str) -> str | None:
+    value = args.get(key) or None
+    if value is not None and not ObjectId.is_valid(value):
+        raise ValidationFailed(f"{label} không hợp lệ.")
+    return value
+
+
 def archive_query(args: Any) -> Any:
     """Case files filtered by year, list, unit, retention and state."""
     qs = CaseFile.objects
     if year := args.get("year", type=int):
         qs = qs.filter(year=year)
-    if list_id := args.get("list"):
-        qs = qs.filter(source_list=list_id) if list_id != "adhoc" else qs.filter(source_list=None)
-    if unit := args.get("unit"):
+    list_id = args.get("list")
+    if list_id == "adhoc":
+        qs = qs.filter(source_list=None)
+    elif list_id := _id_arg(args, "list", "Danh mục hồ sơ"):
+        qs = qs.filter(source_list=list_id)
+    if unit := _id_arg(args, "unit", "Đơn vị"):
         qs = qs.filter(owner_unit=unit)
     retention = args.get("retention", "")
     if retention == "permanent":
@@ -400,18 +413,17 @@ class ArchiveView(SecuredBaseView):
 
     @expose("/")
     def index(self) -> Any:
-        qs = archive_query(request.args).order_by("-year", "code")
+        try:
+            qs = archive_query(request.args).order_by("-year", "code")
+        except DomainError as exc:
+            flash(exc.message, "error")
+            qs = CaseFile.objects.none()
         total = qs.count()
         page = max(1, request.args.get("page", 1, type=int))
         pages = max(1, math.ceil(total / PAGE_SIZE))
         files = list(qs.skip((min(page, pages) - 1) * PAGE_SIZE).limit(PAGE_SIZE))
-        years = sorted({c.year for c in CaseFile.objects.only("year")}, reverse=True)
-        retentions = sorted(
-            {
-                (c.retention.permanent, c.retention.years or 0)
-                for c in CaseFile.objects.only("retention")
-            }
-        )
+        years = sorted(CaseFile.objects.distinct("year"), reverse=True)
+        retentions = sorted({(bool(p.permanent), p.years or 0) for p in RetentionPeriod.objects})
         return self.render(
             "case_file/archive.html",
             tab="browse",

@@ -388,7 +388,7 @@ def documents_for(user: User, case_file: CaseFile) -> list[tuple[int, Document, 
     """Return (ordinal, document, readable) for every document of the file, in order."""
     out = []
     for n, item in enumerate(case_file.items, 1):
-        if item.document is not None:
+        if isinstance(item.document, Document):  # a DBRef: the document no longer exists
             out.append((n, item.document, can_read_document(user, item.document)))
     return out
 
@@ -578,7 +578,7 @@ def _doc_label(doc: Document) -> str:
 
 def close_problems(case_file: CaseFile) -> list[str]:
     """Return why a file cannot be closed yet, in Vietnamese; [] when it can."""
-    docs = [i.document for i in case_file.items if i.document is not None]
+    docs = [i.document for i in case_file.items if isinstance(i.document, Document)]
     if not docs:
         return ["Hồ sơ chưa có văn bản nào."]
     problems = []
@@ -645,7 +645,7 @@ def close_case_file(actor: User, case_file_id: Any, now: dt.datetime | None = No
     problems = close_problems(case_file)
     if problems:
         raise ValidationFailed("Chưa đóng được hồ sơ. " + " ".join(problems))
-    docs = [i.document for i in case_file.items]
+    docs = [i.document for i in case_file.items if isinstance(i.document, Document)]
     days = sorted(d for d in map(_doc_day, docs) if d)
     today = vn_today(now)
     retention = case_file.retention

@@ -196,3 +196,13 @@ def test_api_attach_with_the_same_checks(client, make_document, users, units):
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "case_file_frozen"
     assert len(CaseFile.objects.get(pk=case_file.pk).items) == 1
+
+
+def test_bad_filters_are_refused_clearly(client):
+    headers = _auth(client, "luutru")
+    response = client.get("/api/v1/case-files?unit=abc", headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == "Đơn vị không hợp lệ."
+    web_login(client, "luutru")
+    page = client.get("/archive/?list=xyz")
+    assert page.status_code == 200 and "Danh mục hồ sơ không hợp lệ." in page.text

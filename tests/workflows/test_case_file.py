@@ -365,3 +365,60 @@ def test_records_for_search(make_document, users, units):
             "transfer_state": "pending",
         }
     ]
+
+
+def test_editing_a_file_checks_its_input(users):
+    year_list = CaseFileList.objects.get()
+    entry = next(e for e in year_list.entries if e.code == "07.QLTM")
+    planned = cf.open_case_file(users["chuyenvien"], list_id=year_list.pk, entry_id=entry.id)
+    with pytest.raises(ValidationFailed) as caught:
+        cf.update_case_file(
+            users["chuyenvien"],
+            planned.pk,
+            {"title": "", "start_on": "31/12/2026", "end_on": "01/01/2026", "retention": "01.01"},
+            planned.version,
+        )
+    assert "Vui lòng nhập tiêu đề hồ sơ." in caught.value.message
+    assert "Ngày bắt đầu phải trước ngày kết thúc." in caught.value.message
+    assert "do lưu trữ điều chỉnh" in caught.value.message  # the list fixed its retention
+    with pytest.raises(Conflict):
+        cf.update_case_file(users["chuyenvien"], planned.pk, {"title": "x"}, planned.version + 1)
+    edited = cf.update_case_file(
+        users["chuyenvien"],
+        planned.pk,
+        {"title": "Hồ sơ kiểm tra Tết", "start_on": "2026-01-02", "note": "Theo KH 5"},
+        planned.version,
+    )
+    assert (edited.title, edited.start_on, edited.note) == (
+        "Hồ sơ kiểm tra Tết",
+        dt.date(2026, 1, 2),
+        "Theo KH 5",
+    )
+    edited = cf.update_case_file(
+        users["luutru"], planned.pk, {"title": edited.title, "retention": "01.01"}, None
+    )
+    assert edited.retention.label == "Vĩnh viễn" and edited.retention.code == "01.01"
+
+
+def test_list_entries_can_be_removed_while_drafting(users):
+    year_list = _draft_list(users)
+    entry = year_list.entries[0]
+    year_list = cf.remove_list_entry(users["luutru"], year_list.pk, entry.id)
+    assert year_list.entries == []
+    with pytest.raises(NotFound):
+        cf.remove_list_entry(users["luutru"], year_list.pk, entry.id)
+    with pytest.raises(ValidationFailed, match="chưa có hồ sơ nào"):
+        cf.submit_list(users["luutru"], year_list.pk, str(users["giamdoc"].pk))
+
+
+def test_cancelling_a_hand_over_record_releases_its_files(users, units):
+    case_file = closed_file(users["chuyenvien"], [migrated_document(units)])
+    record = cf._carrier(users["luutru"], "Biên bản giao nhận", "BB", "", dt.datetime.now(dt.UTC))
+    CaseFile.objects(pk=case_file.pk).update_one(set__transfer_document=record)
+    with pytest.raises(Conflict, match="đang được nộp lưu theo một biên bản khác"):
+        cf.transfer_case_files(users["luutru"], [case_file.pk])
+    codes = [a.code for a in engine.available_transitions(record, users["luutru"])]
+    assert codes == ["transfer", "cancel"]  # a hand-over record is never submitted as a list
+    engine.transition(record.pk, "cancel", users["luutru"], {"reason": "Lập nhầm"})
+    assert CaseFile.objects.get(pk=case_file.pk).transfer_document is None
+    assert cf.transfer_case_files(users["luutru"], [case_file.pk]).state == "transferred"
