@@ -48,6 +48,7 @@ class DefaultConfig:
     SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
 
     BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
+    SEARCH_AUTO_INDEX = True  # every document save queues its index update
 
     TESTING = False
 
@@ -62,6 +63,7 @@ class TestingConfig(DefaultConfig):
     SEED_DEMO_ON_START = False
     MONGODB_DB = "vanthu_test"
     SESSION_COOKIE_SECURE = False
+    SEARCH_AUTO_INDEX = False  # search tests turn it on; others need no index
 
 
 def _load_environment(app: Flask) -> None:
@@ -137,6 +139,8 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
 def _register_cli(app: Flask) -> None:
     from jobs.cli import register_job_cli
     from workflows.cli import register_cli
+    from workflows.signature import register_signing_cli
 
     register_cli(app)
     register_job_cli(app)
+    register_signing_cli(app)

@@ -24,8 +24,21 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-USERS = ["giamdoc", "phogiamdoc", "vanthu", "truongphong", "phophong", "chuyenvien",
-         "tp.khtc", "cv.khtc", "tp.qlcn", "cv.qlcn", "chanhthanhtra", "chanhvanphong", "luutru"]
+USERS = [
+    "giamdoc",
+    "phogiamdoc",
+    "vanthu",
+    "truongphong",
+    "phophong",
+    "chuyenvien",
+    "tp.khtc",
+    "cv.khtc",
+    "tp.qlcn",
+    "cv.qlcn",
+    "chanhthanhtra",
+    "chanhvanphong",
+    "luutru",
+]
 
 
 def free_port() -> int:
@@ -38,8 +51,11 @@ def login(base: str, username: str) -> requests.Session:
     session = requests.Session()
     page = session.get(f"{base}/auth/login", timeout=600).text
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    session.post(f"{base}/auth/login", data={"username": username, "password": "VanThu@2026",
-                                              "csrf_token": token}, timeout=600)
+    session.post(
+        f"{base}/auth/login",
+        data={"username": username, "password": "VanThu@2026", "csrf_token": token},
+        timeout=600,
+    )
     return session
 
 
@@ -53,9 +69,22 @@ def main() -> None:
     env = {**os.environ, "VANTHU_BENCH_DOCUMENTS": str(args.documents)}
     env.pop("MONGODB_URI", None)
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/flask"), "--app", "app", "serve", "--port", str(port),
-         "--threads", "16"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(ROOT / ".venv/bin/flask"),
+            "--app",
+            "app",
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            "16",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
@@ -101,11 +130,15 @@ def main() -> None:
             if not values:
                 continue
             p95 = values[int(len(values) * 0.95) - 1]
-            print(f"{name}: n={len(values)} p50={1000 * statistics.median(values):.0f} ms "
-                  f"p95={1000 * p95:.0f} ms")
+            print(
+                f"{name}: n={len(values)} p50={1000 * statistics.median(values):.0f} ms "
+                f"p95={1000 * p95:.0f} ms"
+            )
         total = sum(len(v) for v in timings.values())
-        print(f"{args.clients} clients, {total} pages in {elapsed:.1f} s "
-              f"({total / elapsed:.1f} pages/s)")
+        print(
+            f"{args.clients} clients, {total} pages in {elapsed:.1f} s "
+            f"({total / elapsed:.1f} pages/s)"
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=600)

@@ -125,6 +125,7 @@ class CircuitStep(EmbeddedDocument):
     reject_to = StringField(default="previous", choices=["previous", "drafter"])
     deadline_at = DateTimeField()
     position = DictField()  # signature/initial box: {"page", "x", "y", "w", "h"} or search
+    digital = BooleanField(default=True)  # an initial step may be a plain approval instead
 
 
 class Circuit(EmbeddedDocument):
@@ -194,6 +195,7 @@ class Document(MongoDocument):
     place = StringField(max_length=100)
     subject = StringField(required=True, max_length=2000)  # trích yếu
     content = StringField()  # body text, when known (search)
+    attachment_text = StringField()  # text extracted from the attached PDFs (search)
     signer_authority = StringField(default="", choices=list(SIGNER_AUTHORITIES))
     signer_title = StringField(max_length=200)
     signer_name = StringField(max_length=200)

@@ -25,6 +25,7 @@ PERMISSIONS: dict[str, str] = {
     "admin.users": "Quản trị người dùng, vai trò",
     "admin.organization": "Quản trị cơ quan, đơn vị, chức vụ, loại văn bản",
     "admin.audit": "Xem nhật ký hệ thống",
+    "signing.manage": "Quản lý chứng thư số, khóa ký và chứng thư tin cậy",
 }
 
 

@@ -67,8 +67,10 @@ def init_views(app: Flask) -> None:
     from views.opinion import register_opinions
     from views.organization import AgencyView, PositionView, UnitView
     from views.register_book import add_register_views
+    from views.search import SearchView
     from views.user import RoleView, UserView
     from views.workflow import WorkflowView
+    from workflows import search as _search  # noqa: F401 - connects the index signals
 
     translations = compile_catalogs(app)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translations
@@ -91,6 +93,7 @@ def init_views(app: Flask) -> None:
     admin.add_view(AuthView(name="Tài khoản", endpoint="auth", url="/auth"))
     admin.add_view(DocumentView(name="Văn bản", endpoint="document", url="/documents"))
     admin.add_view(DelegationView(name="Ủy quyền", endpoint="delegation", url="/delegations"))
+    admin.add_view(SearchView(name="Tra cứu", endpoint="search", url="/search"))
     admin.add_view(
         NotificationView(name="Thông báo", endpoint="notification", url="/notifications")
     )
@@ -116,6 +119,9 @@ def init_views(app: Flask) -> None:
     )
     register_internal_documents(admin)
     register_opinions(admin)
+    from views.signature import register_signature_views
+
+    register_signature_views(admin, app)
     init_case_file_views(app, admin)
     app.extensions["vanthu_admin"] = admin
 

@@ -23,6 +23,7 @@ from workflows.errors import DomainError, Forbidden, ValidationFailed
 log = logging.getLogger(__name__)
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+OPENAPI_PARTS = Path(__file__).with_name("openapi")  # one file of paths per capability
 
 
 def error_response(code: str, message: str, status: int) -> Response:
@@ -159,7 +160,17 @@ def job_status(job_id: str) -> Any:
     return jsonify(job_to_api(job))
 
 
+def openapi_spec() -> dict[str, Any]:
+    """The API description: the base file plus every capability's paths and schemas."""
+    spec: dict[str, Any] = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
+    for part in sorted(OPENAPI_PARTS.glob("*.yaml")):
+        extra = yaml.safe_load(part.read_text(encoding="utf-8")) or {}
+        spec["paths"].update(extra.get("paths") or {})
+        schemas = (extra.get("components") or {}).get("schemas") or {}
+        spec["components"]["schemas"].update(schemas)
+    return spec
+
+
 @api_bp.get("/openapi.json")
 def openapi() -> Any:
-    spec = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
-    return Response(json.dumps(spec, ensure_ascii=False), mimetype="application/json")
+    return Response(json.dumps(openapi_spec(), ensure_ascii=False), mimetype="application/json")

@@ -30,6 +30,7 @@ from workflows import engine
 from workflows.document import DuplicateWarning
 from workflows.errors import DomainError
 from workflows.rules import principals_of
+from workflows.signature import signing_kind_for
 
 PAGE_SIZE = 30
 TABS = {
@@ -256,7 +257,11 @@ class DocumentView(SecuredBaseView):
     def detail(self, doc_id: str) -> Any:
         doc = self._get(doc_id)
         user = self._user()
-        available = engine.available_transitions(doc, user)
+        available = [
+            a
+            for a in engine.available_transitions(doc, user)
+            if signing_kind_for(doc, a.code, user) is None
+        ]
         users_by_id = {str(u.pk): u for u in User.objects(pk__in=self._people(doc))}
         return self.render(
             "document/detail.html",
@@ -298,6 +303,9 @@ class DocumentView(SecuredBaseView):
         doc = self._get(doc_id, log_view=False)
         if not FlaskForm().validate_on_submit():
             flash("Phiên làm việc đã hết hạn. Vui lòng tải lại trang.", "error")
+            return redirect(url_for(".detail", doc_id=doc.pk))
+        if signing_kind_for(doc, code, self._user()) is not None:
+            flash("Bước này cần ký số: nhập mã OTP hoặc PIN ở ô ký số.", "error")
             return redirect(url_for(".detail", doc_id=doc.pk))
         try:
             engine.transition(

@@ -11,7 +11,8 @@ from views.api import api_bp, api_user, json_body, require_auth
 from views.document import document_query, send_stored
 from workflows import document as documents
 from workflows import engine
-from workflows.errors import ValidationFailed
+from workflows.errors import Conflict, ValidationFailed
+from workflows.signature import signing_kind_for
 
 MAX_LIMIT = 100
 
@@ -109,6 +110,11 @@ def perform_action(doc_id: str, code: str) -> Any:
     user = api_user()
     doc: Document = documents.get_for(user, doc_id, log_view=False)
     body = json_body() if request.data else {}
+    if signing_kind_for(doc, code, user) is not None:
+        raise Conflict(
+            "Bước này cần ký số: gọi POST /api/v1/signatures với mã OTP hoặc PIN.",
+            code="signature_required",
+        )
     version = body.pop("version", None)
     if version is not None and not isinstance(version, int):
         raise ValidationFailed("'version' phải là số nguyên.")

@@ -25,6 +25,44 @@ def register_cli(app: Flask) -> None:
             seed_reference()
         click.echo("seeded" + (" with demo data" if demo else ""))
 
+    search = click.Group("search", help="Archive search index.")
+    app.cli.add_command(search)
+
+    @search.command("rebuild")
+    @click.option("--full", is_flag=True, help="Start from an empty index instead of resuming.")
+    @with_appcontext
+    def search_rebuild(full: bool) -> None:
+        """Index every document (resumable: current records are skipped)."""
+        from jobs.search import rebuild
+
+        click.echo(rebuild(resume=not full))
+
+    @search.command("check")
+    @with_appcontext
+    def search_check() -> None:
+        """Report documents missing from or stale in the index; exit 1 if any."""
+        import json
+
+        from search_index.writer import check, open_or_create
+
+        from jobs.search import current_versions
+        from workflows.search import index_path
+
+        open_or_create(index_path())
+        drift = check(index_path(), current_versions())
+        click.echo(
+            json.dumps(
+                {
+                    "missing": len(drift.missing),
+                    "stale": len(drift.stale),
+                    "extra": len(drift.extra),
+                    "sample": (drift.missing + drift.stale + drift.extra)[:20],
+                }
+            )
+        )
+        if not drift.clean:
+            raise SystemExit(1)
+
     @app.cli.command("serve")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=5000, show_default=True, type=int)

@@ -123,6 +123,7 @@ def copy_circuit(doc: Document, spec: dict[str, Any], code: str | None) -> None:
                 user_ids=sorted(people),
                 reject_to=step.get("reject_to", "previous"),
                 position=step.get("position") or {},
+                digital=step.get("digital", True) is not False,
             )
         )
     doc.circuit = Circuit(template_code=template.get("code"), status="draft", steps=steps)

@@ -1,24 +1,35 @@
 """End to end in Chromium: an admin changes the outgoing workflow without code; documents
 in flight keep their version; a deputy with a delegation initials for the unit head."""
 
+import threading
+
 import pytest
 
 from models.document import Document
 from tests.e2e.conftest import login
+from tests.e2e.test_signing_e2e import _work
 from tests.fixtures.files.samples import pdf_bytes
+from tests.workflows import test_signature as shared
+from workflows import signature
 
 pytestmark = pytest.mark.e2e
+fast_pin_hash, sig_pki = shared.fast_pin_hash, shared.sig_pki
 
 
 def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
-    browser, live_server, make_document, users, tmp_path
+    app, browser, live_server, make_document, users, tmp_path, sig_pki
 ):
+    # The deputy initials digitally with a key of her own (PIN), for the head.
+    signature.create_pkcs12_identity(
+        sig_pki.p12("deputy"), shared.PASSPHRASE, owner=users["phophong"], pin=shared.PIN
+    )
     old = make_document(
         "outgoing",
         "chuyenvien",
         signer=users["giamdoc"],
         subject="V/v dự thảo cũ trước khi đổi quy trình",
     )
+    signature.attach_pdf(old, pdf_bytes(), "du-thao-cu.pdf", users["chuyenvien"])
 
     admin = browser.new_context(base_url=live_server).new_page()
     login(admin, "admin")
@@ -92,8 +103,15 @@ def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
     login(deputy, "phophong")
     deputy.goto("/documents/?tab=inbox")
     deputy.get_by_role("link", name="V/v dự thảo cũ trước khi đổi quy trình").click()
-    assert deputy.get_by_text("(thay Lê Văn Cường)").first.is_visible()
-    deputy.get_by_role("button", name="Ký nháy").click()
+    doc_url = deputy.url
+    deputy.fill("#sign-code", shared.PIN)
+    deputy.click("#sign-submit")
+    deputy.wait_for_url("**/signatures/jobs/**")
+    worker = threading.Thread(target=_work, args=(app,))  # Playwright's loop runs here
+    worker.start()
+    worker.join(timeout=120)
+    deputy.goto(doc_url)
     assert deputy.locator("#doc-state").inner_text() == "Chờ lãnh đạo ký ban hành"
     assert "Phạm Thị Dung thay Lê Văn Cường: Ký nháy" in deputy.locator("#history").inner_text()
+    assert Document.objects.get(pk=old.pk).current_pdf.kind == "initialed"
     assert Document.objects.get(pk=old.pk).workflow_version == 1

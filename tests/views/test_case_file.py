@@ -206,3 +206,10 @@ def test_bad_filters_are_refused_clearly(client):
     web_login(client, "luutru")
     page = client.get("/archive/?list=xyz")
     assert page.status_code == 200 and "Danh mục hồ sơ không hợp lệ." in page.text
+
+
+def test_openapi_describes_the_case_file_endpoints(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    for path in ("/case-files", "/case-files/{id}", "/case-files/{id}/documents"):
+        assert path in spec["paths"]
+    assert "CaseFile" in spec["components"]["schemas"]

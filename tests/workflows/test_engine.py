@@ -66,7 +66,7 @@ def test_rights_are_checked(make_document, users):
     with pytest.raises(engine.TransitionNotAllowed):
         engine.transition(doc.pk, "submit", users["cv.khtc"])
     with pytest.raises(engine.WrongState):
-        engine.transition(doc.pk, "issue", users["vanthu"])
+        engine.transition(doc.pk, "number", users["vanthu"])
     assert Document.objects.get(pk=doc.pk).version == doc.version
 
 

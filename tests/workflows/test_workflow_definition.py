@@ -46,30 +46,30 @@ BROKEN = [
         "Quy trình phải có ít nhất một trạng thái kết thúc.",
     ),
     (
-        lambda s: _t(s, "issue").update(who=[{"role": "khong_co"}]),
-        "Bước chuyển 'issue': Vai trò không tồn tại: 'khong_co'.",
+        lambda s: _t(s, "number").update(who=[{"role": "khong_co"}]),
+        "Bước chuyển 'number': Vai trò không tồn tại: 'khong_co'.",
     ),
     (
-        lambda s: _t(s, "issue").update(actions=[{"id": "bay_mau"}]),
-        "Bước chuyển 'issue': Hành động không tồn tại: 'bay_mau'.",
+        lambda s: _t(s, "number").update(actions=[{"id": "bay_mau"}]),
+        "Bước chuyển 'number': Hành động không tồn tại: 'bay_mau'.",
     ),
     (
-        lambda s: _t(s, "issue").update(actions=[{"id": "assign_number", "params": {"x": 1}}]),
+        lambda s: _t(s, "number").update(actions=[{"id": "assign_number", "params": {"x": 1}}]),
         "Hành động 'assign_number' không có tham số: x.",
     ),
     (
-        lambda s: _t(s, "issue").update(condition="urgency >> 1"),
-        "Bước chuyển 'issue': Điều kiện sai cú pháp",
+        lambda s: _t(s, "number").update(condition="urgency >> 1"),
+        "Bước chuyển 'number': Điều kiện sai cú pháp",
     ),
     (
-        lambda s: _t(s, "issue").update(condition="__class__ == 1"),
+        lambda s: _t(s, "number").update(condition="__class__ == 1"),
         "trường không tồn tại: '__class__'",
     ),
     (
-        lambda s: _t(s, "issue").update(to="nowhere"),
-        "Bước chuyển 'issue' đi tới trạng thái không tồn tại: 'nowhere'.",
+        lambda s: _t(s, "number").update(to="nowhere"),
+        "Bước chuyển 'number' đi tới trạng thái không tồn tại: 'nowhere'.",
     ),
-    (lambda s: _t(s, "issue").update(who=[]), "Bước chuyển 'issue' chưa nêu ai được thực hiện."),
+    (lambda s: _t(s, "number").update(who=[]), "Bước chuyển 'number' chưa nêu ai được thực hiện."),
     (
         lambda s: (
             s["circuits"][0]["steps"][0].update(who=[{"position": "Phó Giám đốc"}])
@@ -92,7 +92,7 @@ BROKEN = [
     ),
     (lambda s: s["states"].append(dict(s["states"][0])), "Mã trạng thái bị trùng: 'draft'."),
     (
-        lambda s: _t(s, "issue").update(inputs=["chu_ky"]),
+        lambda s: _t(s, "number").update(inputs=["chu_ky"]),
         "yêu cầu thông tin không tồn tại: 'chu_ky'.",
     ),
 ]
@@ -107,7 +107,7 @@ def test_each_broken_definition_gives_its_message(outgoing, breaks, message):
 
 def test_publishing_a_broken_draft_is_refused_and_changes_nothing(outgoing, users):
     definition = WorkflowDefinition.objects.get(code="outgoing")
-    _t(outgoing, "issue")["to"] = "nowhere"
+    _t(outgoing, "number")["to"] = "nowhere"
     definition.draft = outgoing
     definition.save()
     with pytest.raises(DefinitionInvalid) as err:

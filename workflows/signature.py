@@ -1,0 +1,1900 @@
+"""Signing documents in their workflow: identities, authorization, jobs' work, verification.
+
+Flow: a view calls ``start_signing`` (or ``start_batch_signing``) in the web request; it checks
+visibility and the engine's right, verifies the signer's TOTP code or signing PIN, records a
+``SigningAuthorization`` (never the code) and a queued ``SignatureRecord``, and enqueues
+``jobs.signing.sign_document`` on the ``signing`` queue. The job calls ``run_signing``: it
+signs the current PDF revision, stores the result as a new revision, completes the record and
+only then performs the workflow transition. Every step can run again after a crash: the PDF
+field name is derived from the record key, so a retried job finds its own signature instead
+of signing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import gridfs
+from bson import ObjectId
+from flask import Flask, current_app, has_request_context, request
+from mongoengine.connection import get_db
+from rq.job import Job
+
+from models.audit import Actor, acting_as, record, utcnow
+from models.document import CircuitStep, Document, FileRevision, StoredFile
+from models.organization import Agency, Position
+from models.signature import (
+    SealedSecrets,
+    SignatureRecord,
+    SigningAuthorization,
+    SigningIdentity,
+    TrustRoot,
+)
+from models.user import User
+from workflows import actions
+from workflows.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from workflows.rules import Acting, principals_of, resolve_acting
+from workflows.signing import (
+    Appearance,
+    Box,
+    CertInfo,
+    CscClient,
+    CscSettings,
+    FieldExistsError,
+    NearText,
+    OverField,
+    PageCorner,
+    Pkcs12Identity,
+    Placement,
+    PlacementError,
+    SignatureKind,
+    SigningError,
+    SignRequest,
+    attachment_appearance,
+    decrypt_secret,
+    encrypt_secret,
+    initial_appearance,
+    leader_appearance,
+    load_pkcs12_identity,
+    open_csc_identity,
+    open_pkcs11_identity,
+    seal_appearance,
+    sign_pdfs,
+    verify_pdf,
+)
+from workflows.signing import SigningIdentity as CoreIdentity
+from workflows.signing.errors import DocumentModifiedError, VerificationInputError
+from workflows.signing.pdf import open_pdf
+from workflows.signing.placement import resolve as resolve_placement
+from workflows.signing.placement import signature_widgets
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 50
+AUTHORIZATION_TTL = dt.timedelta(minutes=15)
+PIN_MAX_FAILURES = 5
+PIN_LOCK = dt.timedelta(minutes=15)
+SIGNING_QUEUE = "signing"
+REVISION_KINDS = {"initial": "initialed", "sign": "signed", "seal": "sealed"}
+REASONS = {
+    "initial": "Ký nháy",
+    "sign": "Ký ban hành",
+    "seal": "Đóng dấu (chữ ký số cơ quan)",
+    "attachment": "Ký tệp đính kèm",
+}
+DELEGATION_PREFIX = {"deputy": "KT.", "delegation": "TUQ."}
+COVERAGE_LABELS = {
+    "entire_file": "Toàn bộ tệp",
+    "entire_revision": "Toàn bộ nội dung tại thời điểm ký (có phần bổ sung sau)",
+    "partial": "Một phần tệp",
+    "unclear": "Không xác định",
+}
+MODIFICATION_LABELS = {
+    None: "Không có",
+    "none": "Không có",
+    "lta_updates": "Chỉ bổ sung dữ liệu kiểm tra hiệu lực",
+    "form_filling": "Chỉ thêm chữ ký, điền biểu mẫu",
+    "annotations": "Thêm ghi chú",
+    "other": "Sửa đổi nội dung",
+}
+
+
+# Errors -------------------------------------------------------------------------------------
+
+
+class SigningRefused(DomainError):
+    """Signing cannot start or did not complete; the message says why, in Vietnamese."""
+
+    code = "signing_refused"
+    status = 400
+    message = "Không ký được văn bản."
+
+    @classmethod
+    def from_core(cls, exc: SigningError) -> SigningRefused:
+        """Wrap a signing-core error, keeping its Vietnamese message and code."""
+        return cls(exc.message, code=exc.code)
+
+
+class SigningCodeRequired(DomainError):
+    code = "signing_code_required"
+    status = 400
+    message = "Vui lòng nhập mã OTP hoặc mã PIN ký số để xác nhận ký."
+
+
+class InvalidSigningCode(DomainError):
+    code = "invalid_signing_code"
+    status = 403
+    message = "Mã OTP hoặc mã PIN ký số không đúng."
+
+
+class _RevisionConflict(Exception):
+    """Someone stored another revision while we were signing: sign the newer one."""
+
+
+def _as_domain(exc: Exception) -> DomainError:
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, SigningError):
+        return SigningRefused.from_core(exc)
+    return SigningRefused()
+
+
+# Files (one helper; to be replaced by workflows.storage) ------------------------------------
+
+
+def _grid() -> gridfs.GridFS:
+    return gridfs.GridFS(get_db())
+
+
+def _store_file(data: bytes, filename: str, mime: str = "application/pdf") -> ObjectId:
+    file_id: ObjectId = _grid().put(data, filename=filename, content_type=mime)
+    return file_id
+
+
+def read_file(file_id: ObjectId) -> bytes:
+    """Return the bytes of a stored file."""
+    try:
+        data: bytes = _grid().get(file_id).read()
+    except gridfs.errors.NoFile as exc:
+        raise NotFound("Không tìm thấy tệp đã lưu của văn bản.") from exc
+    return data
+
+
+def _delete_file(file_id: ObjectId) -> None:
+    try:
+        _grid().delete(file_id)
+    except Exception:
+        log.warning("could not delete orphan file %s", file_id)
+
+
+def _described(data: bytes, filename: str, user_id: str | None) -> dict[str, Any]:
+    return {
+        "file_id": _store_file(data, filename),
+        "filename": filename,
+        "mime": "application/pdf",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "uploaded_by": user_id,
+    }
+
+
+def attach_pdf(
+    doc: Document, data: bytes, filename: str, user: User | None = None, *, kind: str = "upload"
+) -> FileRevision:
+    """Store a PDF as the document's next revision (for the demo seed and tests)."""
+    open_pdf(data)  # refuse damaged or encrypted files before storing
+    revision = FileRevision(
+        rev=max((r.rev for r in doc.revisions), default=0) + 1,
+        kind=kind,
+        **_described(data, filename, str(user.pk) if user else None),
+    )
+    doc.revisions.append(revision)
+    Document.objects(pk=doc.pk).update_one(push__revisions=revision, set__updated_at=utcnow())
+    return revision
+
+
+# Identities ---------------------------------------------------------------------------------
+
+
+def _master_key() -> bytes:
+    """Return the 32-byte key that encrypts key material at rest.
+
+    MASTER_KEY is meant to be `generate_master_key()` output (base64 of 32 bytes); any other
+    configured secret (as app.py generates in embedded mode) is stretched with HKDF-SHA256.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from workflows.signing.errors import SecretError
+    from workflows.signing.secrets import load_master_key
+
+    configured = current_app.config["MASTER_KEY"]
+    if not configured:
+        raise SigningRefused("Máy chủ chưa cấu hình khóa chủ (MASTER_KEY) để bảo vệ khóa ký.")
+    try:
+        return load_master_key(configured)
+    except SecretError:
+        raw = configured.encode("utf-8") if isinstance(configured, str) else bytes(configured)
+        kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"vanthu-signing-keys")
+        return kdf.derive(raw)
+
+
+def _seal(identity: SigningIdentity, data: bytes) -> bytes:
+    return encrypt_secret(_master_key(), data, context=identity.secret_context())
+
+
+def _unseal(identity: SigningIdentity, blob: bytes | None) -> bytes:
+    if not blob:
+        raise SigningRefused("Chứng thư số thiếu dữ liệu khóa đã lưu. Liên hệ quản trị hệ thống.")
+    return decrypt_secret(_master_key(), blob, context=identity.secret_context())
+
+
+def _new_identity(
+    info: CertInfo,
+    *,
+    backend: str,
+    owner: User | None,
+    agency_seal: bool,
+    label: str | None,
+    created_by: User | None,
+) -> SigningIdentity:
+    if agency_seal == (owner is not None):
+        raise ValidationFailed(
+            "Chọn người sở hữu chứng thư số, hoặc đánh dấu là chữ ký số cơ quan."
+        )
+    return SigningIdentity(
+        id=ObjectId(),
+        label=label
+        or (f"Chữ ký số cơ quan: {info.common_name}" if agency_seal else info.common_name),
+        owner=owner,
+        agency_seal=agency_seal,
+        backend=backend,
+        encrypted_key=SealedSecrets(),
+        cert_subject=info.subject,
+        cert_common_name=info.common_name,
+        cert_issuer=info.issuer,
+        cert_serial=info.serial,
+        cert_sha256=info.sha256_fingerprint,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        created_by_id=str(created_by.pk) if created_by else None,
+    )
+
+
+def _finish_identity(
+    identity: SigningIdentity, pin: str | None, seal_image: bytes | None
+) -> SigningIdentity:
+    if pin:
+        _set_pin_hash(identity, pin)
+    if seal_image:
+        identity.seal_image.put(io.BytesIO(seal_image))
+    identity.save()
+    record("signing_identity.upload", obj=identity, detail={"backend": identity.backend})
+    return identity
+
+
+def create_pkcs12_identity(
+    data: bytes,
+    passphrase: str,
+    *,
+    owner: User | None = None,
+    agency_seal: bool = False,
+    label: str | None = None,
+    pin: str | None = None,
+    seal_image: bytes | None = None,
+    created_by: User | None = None,
+    check_dates: bool = True,
+) -> SigningIdentity:
+    """Store an uploaded PKCS#12 file, encrypted with the master key with its passphrase."""
+    try:
+        parsed = Pkcs12Identity.from_pkcs12(data, passphrase)
+        if check_dates:
+            parsed.check_validity()
+    except SigningError as exc:
+        raise SigningRefused.from_core(exc) from exc
+    identity = _new_identity(
+        parsed.cert_info,
+        backend="pkcs12",
+        owner=owner,
+        agency_seal=agency_seal,
+        label=label,
+        created_by=created_by,
+    )
+    identity.encrypted_key.pkcs12 = _seal(identity, data)
+    identity.encrypted_key.passphrase = _seal(identity, passphrase.encode("utf-8"))
+    return _finish_identity(identity, pin, seal_image)
+
+
+def create_pkcs11_identity(
+    lib_path: str,
+    token_label: str,
+    key_label: str,
+    token_pin: str,
+    *,
+    owner: User | None = None,
+    agency_seal: bool = False,
+    label: str | None = None,
+    chain_der: Sequence[bytes] = (),
+    pin: str | None = None,
+    seal_image: bytes | None = None,
+    created_by: User | None = None,
+) -> SigningIdentity:
+    """Register a key on a server token or HSM (its PIN is stored encrypted)."""
+    try:
+        opened = open_pkcs11_identity(
+            lib_path,
+            token_label=token_label,
+            pin=token_pin,
+            key_label=key_label,
+            chain_der=chain_der,
+        )
+    except SigningError as exc:
+        raise SigningRefused.from_core(exc) from exc
+    identity = _new_identity(
+        opened.cert_info,
+        backend="pkcs11",
+        owner=owner,
+        agency_seal=agency_seal,
+        label=label,
+        created_by=created_by,
+    )
+    identity.pkcs11_lib, identity.pkcs11_token = lib_path, token_label
+    identity.pkcs11_key_label = key_label
+    identity.chain_der = list(chain_der)
+    identity.encrypted_key.token_pin = _seal(identity, token_pin.encode("utf-8"))
+    return _finish_identity(identity, pin, seal_image)
+
+
+def create_csc_identity(
+    base_url: str,
+    credential_id: str,
+    access_token: str,
+    *,
+    owner: User | None = None,
+    agency_seal: bool = False,
+    label: str | None = None,
+    confirm_timeout: float = 90.0,
+    pin: str | None = None,
+    created_by: User | None = None,
+) -> SigningIdentity:
+    """Register a remote-signing credential (CSC API v2); its access token is stored encrypted."""
+    client = CscClient(CscSettings(base_url, access_token, confirm_timeout=confirm_timeout))
+    try:
+        opened = open_csc_identity(client, credential_id)
+    except SigningError as exc:
+        raise SigningRefused.from_core(exc) from exc
+    identity = _new_identity(
+        opened.cert_info,
+        backend="csc",
+        owner=owner,
+        agency_seal=agency_seal,
+        label=label,
+        created_by=created_by,
+    )
+    identity.csc_base_url, identity.csc_credential_id = base_url, credential_id
+    identity.csc_confirm_timeout = confirm_timeout
+    identity.encrypted_key.access_token = _seal(identity, access_token.encode("utf-8"))
+    return _finish_identity(identity, pin, None)
+
+
+def load_identity(identity: SigningIdentity) -> CoreIdentity:
+    """Open the key of a stored identity (cached per worker process)."""
+    if not identity.active:
+        raise SigningRefused("Chứng thư số này đã bị ngừng sử dụng.")
+    secrets = identity.encrypted_key or SealedSecrets()
+    if identity.backend == "pkcs12":
+        passphrase = _unseal(identity, secrets.passphrase).decode("utf-8")
+        return load_pkcs12_identity(
+            secrets.pkcs12,
+            passphrase,
+            master_key=_master_key(),
+            context=identity.secret_context(),
+        )
+    if identity.backend == "pkcs11":
+        return open_pkcs11_identity(
+            identity.pkcs11_lib,
+            token_label=identity.pkcs11_token,
+            pin=_unseal(identity, secrets.token_pin).decode("utf-8"),
+            key_label=identity.pkcs11_key_label or None,
+            chain_der=list(identity.chain_der),
+        )
+    if identity.backend == "csc":
+        settings = CscSettings(
+            identity.csc_base_url,
+            _unseal(identity, secrets.access_token).decode("utf-8"),
+            confirm_timeout=identity.csc_confirm_timeout or 90.0,
+            poll_interval=float(current_app.config.get("SIGNING_CSC_POLL_SECONDS", 2.0)),
+        )
+        return open_csc_identity(CscClient(settings), identity.csc_credential_id)
+    raise SigningRefused(f"Kiểu khóa ký không được hỗ trợ: {identity.backend}.")
+
+
+def identity_for(user: User, kind: str) -> SigningIdentity:
+    """Return the identity `user` signs `kind` with: their own, or the agency seal."""
+    if kind in ("seal", "attachment"):
+        if not user.can("document.seal"):
+            raise Forbidden("Bạn không có quyền dùng chữ ký số của cơ quan.")
+        found = SigningIdentity.objects.agency().order_by("-created_at").first()
+        missing = "Cơ quan chưa có chứng thư số (chữ ký số cơ quan). Liên hệ quản trị hệ thống."
+    else:
+        found = SigningIdentity.objects.of_user(user).order_by("-created_at").first()
+        missing = "Bạn chưa có chứng thư số trên hệ thống. Liên hệ quản trị hệ thống để được cấp."
+    if found is None:
+        raise SigningRefused(missing, code="no_identity")
+    _check_dates(found)
+    return found
+
+
+def _check_dates(identity: SigningIdentity, now: dt.datetime | None = None) -> None:
+    """Refuse at once (in the request) a certificate that cannot sign now."""
+    now = now or utcnow()
+    cn = identity.cert_common_name or identity.label
+    expires, starts = identity.expires_at(), identity.not_before
+    if starts is not None and (starts if starts.tzinfo else starts.replace(tzinfo=dt.UTC)) > now:
+        raise SigningRefused(
+            f"Chứng thư số của {cn} chỉ có hiệu lực từ {starts:%d/%m/%Y}.",
+            code="cert_not_yet_valid",
+        )
+    if expires is not None and expires < now:
+        raise SigningRefused(
+            f"Chứng thư số của {cn} đã hết hạn ngày {expires:%d/%m/%Y}.", code="cert_expired"
+        )
+
+
+# Signing PIN and authorization --------------------------------------------------------------
+
+
+def _hasher() -> Any:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def _set_pin_hash(identity: SigningIdentity, pin: str) -> None:
+    pin = (pin or "").strip()
+    if not pin.isdigit() or not 6 <= len(pin) <= 12:
+        raise ValidationFailed("Mã PIN ký số phải gồm 6 đến 12 chữ số.")
+    identity.encrypted_key.signing_pin_hash = _hasher().hash(pin)
+
+
+def set_signing_pin(identity: SigningIdentity, pin: str) -> None:
+    """Set (or change) the PIN that authorizes signing with this identity."""
+    _set_pin_hash(identity, pin)
+    identity.pin_failures = 0
+    identity.pin_locked_until = None
+    identity.save()
+
+
+def _pin_matches(identity: SigningIdentity, code: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return bool(_hasher().verify(identity.encrypted_key.signing_pin_hash, code))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _pin_failed(identity: SigningIdentity) -> None:
+    identity.reload("pin_failures")
+    if identity.pin_failures + 1 >= PIN_MAX_FAILURES:
+        SigningIdentity.objects(pk=identity.pk).update_one(
+            set__pin_failures=0, set__pin_locked_until=utcnow() + PIN_LOCK
+        )
+    else:
+        SigningIdentity.objects(pk=identity.pk).update_one(inc__pin_failures=1)
+
+
+def _client_ip() -> str | None:
+    return request.remote_addr if has_request_context() else None
+
+
+def authorize(
+    user: User,
+    code: str | None,
+    *,
+    identity: SigningIdentity | None = None,
+    document_ids: Iterable[str] = (),
+    ip: str | None = None,
+) -> SigningAuthorization:
+    """Verify the signer's TOTP code or signing PIN now; record that they authorized signing.
+
+    Called in the web request: the code never reaches a job, Redis or a log.
+    """
+    from workflows.auth import check_otp_step
+    from workflows.errors import AuthError
+
+    code = (code or "").strip().replace(" ", "")
+    document_ids = [str(d) for d in document_ids]
+    if not code:
+        raise SigningCodeRequired()
+    ip = ip or _client_ip()
+    method = None
+    has_pin = identity is not None and identity.has_signing_pin
+    if identity is not None and has_pin:
+        locked = identity.pin_locked_until
+        if locked is not None and (locked if locked.tzinfo else locked.replace(tzinfo=dt.UTC)) > (
+            utcnow()
+        ):
+            raise InvalidSigningCode(
+                "Mã PIN ký số tạm bị khóa do nhập sai nhiều lần. Vui lòng thử lại sau ít phút.",
+                code="signing_pin_locked",
+            )
+        if _pin_matches(identity, code):
+            method = "pin"
+            if identity.pin_failures:
+                SigningIdentity.objects(pk=identity.pk).update_one(set__pin_failures=0)
+    if method is None and user.totp_enabled:
+        try:
+            # a fresh copy: the replay guard compares with the last accepted time step
+            check_otp_step(User.objects.get(pk=user.pk), code, ip)
+            method = "totp"
+        except AuthError:
+            pass
+    if method is None:
+        if identity is not None and has_pin:
+            _pin_failed(identity)
+        elif not user.totp_enabled:
+            raise SigningRefused(
+                "Bạn chưa bật xác thực OTP và chưa có mã PIN ký số, nên chưa thể ký. "
+                "Vui lòng bật OTP hoặc liên hệ quản trị hệ thống.",
+                code="no_signing_factor",
+            )
+        record("signature.authorization_failed", obj=user, detail={"documents": len(document_ids)})
+        raise InvalidSigningCode()
+    now = utcnow()
+    ttl = int(current_app.config.get("SIGNING_AUTHORIZATION_SECONDS", AUTHORIZATION_TTL.seconds))
+    return SigningAuthorization(
+        user=user,
+        method=method,
+        document_ids=document_ids,
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=ttl),
+        ip=ip,
+    ).save()
+
+
+# What a transition needs ---------------------------------------------------------------------
+
+
+def _active_steps(doc: Document, user: User | None) -> list[CircuitStep]:
+    if doc.circuit is None or doc.circuit.status != "running":
+        return []
+    active = [s for s in doc.circuit.steps if s.status == "active"]
+    if user is None:
+        return active
+    ids = set(principals_of(user))
+    mine = [s for s in active if ids & set(s.user_ids) and not ids & set(s.done_by)]
+    return mine or active
+
+
+def signing_kind_for(doc: Document, transition_code: str, user: User | None = None) -> str | None:
+    """Return the signature a transition needs: "initial", "sign", "seal" or None.
+
+    A circuit approval on an active initial step needs an initial, on a signature step a
+    signature; a transition running `request_signature` needs a signature, `apply_seal` the
+    agency seal. With `user`, only the circuit steps naming them (or their principals) count.
+    """
+    from workflows.engine import CIRCUIT_APPROVE
+    from workflows.workflow_definition import version_spec
+
+    if transition_code == CIRCUIT_APPROVE:
+        kinds = {s.kind for s in _active_steps(doc, user) if s.digital or s.kind == "signature"}
+        if "signature" in kinds:
+            return "sign"
+        return "initial" if "initial" in kinds else None
+    if not doc.workflow_code or not doc.workflow_version:
+        return None
+    spec = version_spec(doc.workflow_code, doc.workflow_version)
+    t = next((x for x in spec.get("transitions") or [] if x.get("code") == transition_code), None)
+    ids = {a.get("id") for a in (t or {}).get("actions") or [] if isinstance(a, dict)}
+    if "apply_seal" in ids:
+        return "seal"
+    return "sign" if "request_signature" in ids else None
+
+
+def signing_transition_for(
+    doc: Document, user: User, kinds: Iterable[str] = ("initial", "sign", "seal")
+) -> tuple[str, str] | None:
+    """Return (transition code, kind) of the first signing step `user` may take now."""
+    from workflows.engine import available_transitions
+
+    wanted = set(kinds)
+    for available in available_transitions(doc, user):
+        kind = signing_kind_for(doc, available.code, user)
+        if kind in wanted:
+            return available.code, kind
+    return None
+
+
+@dataclass(frozen=True)
+class AwaitingSignature:
+    """A document waiting for the user's initial, signature or the agency seal."""
+
+    document: Document
+    transition_code: str
+    kind: str
+    on_behalf_of: str | None
+
+
+def awaiting_signature(
+    user: User, kinds: Iterable[str] = ("initial", "sign", "seal"), limit: int = 200
+) -> list[AwaitingSignature]:
+    """List the documents `user` (or someone who delegated to them) must sign now."""
+    from workflows.engine import available_transitions
+
+    wanted = set(kinds)
+    out = []
+    docs = Document.objects.awaiting(principals_of(user)).order_by("due_at", "-created_at")
+    for doc in docs.limit(limit):
+        for available in available_transitions(doc, user):
+            kind = signing_kind_for(doc, available.code, user)
+            if kind in wanted and doc.current_pdf is not None:
+                out.append(AwaitingSignature(doc, available.code, kind, available.on_behalf_of))
+                break
+    return out
+
+
+def record_key(doc_id: Any, revision: int, kind: str, signer_id: Any) -> str:
+    """Return the deterministic key (and job id) of one signature: a double click signs once."""
+    return f"sign-{doc_id}-{revision}-{kind}-{signer_id}"
+
+
+def field_name_for(kind: str, signer_id: Any, revision: int) -> str:
+    """Return the PDF signature field of one signature (the same on every retry)."""
+    return f"{kind}-{signer_id}-r{revision}"
+
+
+def _acting(doc: Document, code: str, actor: User) -> Acting:
+    """Return how `actor` may take `code` now (own right or delegation); refuse otherwise."""
+    from workflows.engine import _spec, _transitions, available_transitions
+
+    if code not in {a.code for a in available_transitions(doc, actor)}:
+        raise Forbidden(
+            "Bạn không có quyền ký văn bản này ở bước hiện tại, hoặc văn bản đã chuyển bước.",
+            code="transition_not_allowed",
+        )
+    t = next(x for x in _transitions(doc, _spec(doc)) if x["code"] == code)
+    acting = resolve_acting(t.get("who") or [], actor, doc, t.get("scope", "process"))
+    assert acting is not None  # available_transitions resolved it a moment ago
+    return acting
+
+
+def _current_pdf(doc: Document) -> FileRevision:
+    pdf = doc.current_pdf
+    if pdf is None:
+        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    return pdf
+
+
+def _ancestors(doc: Document, rev: int) -> set[int]:
+    by_rev = {r.rev: r for r in doc.revisions}
+    seen: set[int] = set()
+    current: int | None = rev
+    while current is not None and current not in seen:
+        seen.add(current)
+        found = by_rev.get(current)
+        current = found.source_rev if found is not None else None
+    return seen
+
+
+def _check_lineage(doc: Document) -> None:
+    """Refuse when the current PDF no longer builds on the last signature of this round."""
+    pdf = _current_pdf(doc)
+    done = SignatureRecord.objects(document=doc, status="done", kind__ne="attachment")
+    if doc.circuit is not None and doc.circuit.started_at is not None:
+        # signing times are kept to the second
+        done = done.filter(signed_at__gte=doc.circuit.started_at.replace(microsecond=0))
+    last = done.order_by("-signed_at").first()
+    if last is not None and last.signed_revision not in _ancestors(doc, pdf.rev):
+        raise SigningRefused(
+            "Tệp văn bản đã bị thay đổi sau khi ký nháy/ký (tệp hiện tại không chứa chữ ký "
+            "trước đó). Vui lòng trình ký lại.",
+            code="document_modified",
+        )
+
+
+# Signature block, appearance and placement -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureBlock:
+    """What the leader's signature shows (Decree 30): authority line, title, name."""
+
+    prefix: str  # "", "KT.", "TUQ.", "TL." ...
+    authority: str | None  # "KT. GIÁM ĐỐC"
+    title: str | None  # "PHÓ GIÁM ĐỐC"
+    name: str
+
+
+def _title_of(user: User) -> str:
+    return user.position.name.upper() if user.position else ""
+
+
+def _head_title() -> str:
+    head = Position.objects(level="agency_head").order_by("order").first()
+    return head.name.upper() if head else "THỦ TRƯỞNG CƠ QUAN"
+
+
+def signature_block(doc: Document, acting: Acting) -> SignatureBlock:
+    """Return the signature block: KT./TUQ. and the principal's title when acting for them."""
+    actor = acting.actor
+    if acting.on_behalf:
+        kind = acting.delegation.kind if acting.delegation is not None else "delegation"
+        prefix = DELEGATION_PREFIX.get(kind, "TUQ.")
+        return SignatureBlock(
+            prefix,
+            f"{prefix} {_title_of(acting.principal)}".strip(),
+            _title_of(actor) or None,
+            actor.full_name,
+        )
+    prefix = doc.signer_authority or ""
+    named = doc.signer is not None and doc.signer.pk == actor.pk
+    title = (doc.signer_title if named and doc.signer_title else _title_of(actor)).upper()
+    name = doc.signer_name if named and doc.signer_name else actor.full_name
+    authority = f"{prefix} {_head_title()}" if prefix else None
+    return SignatureBlock(prefix, authority, title or None, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _generated_image(kind: str, seed: int, agency: str = "") -> bytes:
+    from workflows.signing import demo_images
+
+    if kind == "initial":
+        return demo_images.make_initial_image(seed)
+    if kind == "seal":
+        return demo_images.make_seal_image(agency or "CƠ QUAN")
+    return demo_images.make_signature_image(seed)
+
+
+def _seed_of(user: User) -> int:
+    return int(hashlib.sha256(str(user.pk).encode()).hexdigest()[:6], 16) % 997 + 1
+
+
+def _stored_image(proxy: Any) -> bytes | None:
+    if not proxy:
+        return None
+    try:
+        data = proxy.read()
+    except Exception:
+        log.warning("stored signature image unreadable")
+        return None
+    return bytes(data) if data else None
+
+
+def _image_for(kind: str, actor: User, identity: SigningIdentity) -> bytes:
+    if kind == "seal":
+        agency = Agency.current()
+        return _stored_image(identity.seal_image) or _generated_image(
+            "seal", 0, agency.name.upper() if agency else ""
+        )
+    proxy = actor.initial_image if kind == "initial" else actor.signature_image
+    return _stored_image(proxy) or _generated_image(kind, _seed_of(actor))
+
+
+def _step_placement(doc: Document, actor: User) -> Placement | None:
+    for step in _active_steps(doc, actor):
+        position = dict(step.position or {})
+        if position.get("search"):
+            return NearText(str(position["search"]))
+        if all(k in position for k in ("x", "y", "w", "h")):
+            x, y = float(position["x"]), float(position["y"])
+            return Box(
+                int(position.get("page", -1)),
+                x,
+                y,
+                x + float(position["w"]),
+                y + float(position["h"]),
+            )
+    return None
+
+
+def _near(reader: Any, data: bytes, text: str, **where: Any) -> Box | None:
+    if not text:
+        return None
+    try:
+        spot = resolve_placement(NearText(text, **where), reader, data)
+    except PlacementError:
+        return None
+    return Box(spot.page, *spot.rect)
+
+
+def _leader_field(doc: Document, widgets: list[tuple[str, int, Any, bool]]) -> str | None:
+    signed = {name for name, _, _, is_signed in widgets if is_signed}
+    for found in SignatureRecord.objects(document=doc, kind="sign", status="done").order_by(
+        "-signed_at"
+    ):
+        if found.field_name in signed:
+            return str(found.field_name)
+    return None
+
+
+def _visual(
+    doc: Document,
+    kind: str,
+    acting: Acting,
+    identity: SigningIdentity,
+    reader: Any,
+    data: bytes,
+) -> tuple[Appearance, Placement | None]:
+    """Choose what the signature shows and where it goes."""
+    actor = acting.actor
+    if kind == "initial":
+        return initial_appearance(_image_for("initial", actor, identity)), _step_placement(
+            doc, actor
+        )
+    if kind == "seal":
+        field_name = _leader_field(doc, signature_widgets(reader))
+        return seal_appearance(_image_for("seal", actor, identity)), OverField(field_name)
+    block = signature_block(doc, acting)
+    image = _image_for("sign", actor, identity)
+    full = leader_appearance(image, authority=block.authority, title=block.title, name=block.name)
+    placement = _step_placement(doc, actor)
+    if placement is not None:
+        return full, placement
+    printed = _near(reader, data, block.name)
+    if printed is not None:
+        # the drafter printed the block: the handwritten image goes between title and name
+        return leader_appearance(image), printed
+    if acting.on_behalf:
+        # a draft prepared for the principal: the full KT./TUQ. block goes under their name
+        below = _near(reader, data, acting.principal.full_name, where="below", height=120.0)
+        if below is not None:
+            return full, below
+    return full, PageCorner("bottom-right", page=-1, width=200, height=120, margin=48)
+
+
+# Starting ---------------------------------------------------------------------------------
+
+
+def _clean_inputs(inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep the transition inputs a job may carry: short texts, never a code."""
+    out: dict[str, Any] = {}
+    for key, value in (inputs or {}).items():
+        if key in ("signing_code", "code", "pin", "otp") or value in (None, ""):
+            continue
+        if isinstance(value, str | int | float | bool):
+            out[key] = value[:5000] if isinstance(value, str) else value
+    return out
+
+
+def _in_flight(job_id: str) -> Job | None:
+    from jobs import fetch_job
+
+    job = fetch_job(job_id)
+    if job is None:
+        return None
+    status = job.get_status(refresh=True)
+    return job if status in ("queued", "started", "deferred", "scheduled") else None
+
+
+@dataclass
+class _Ready:
+    doc: Document
+    code: str
+    kind: str
+    acting: Acting
+    pdf: FileRevision
+
+
+def _prepare_start(doc_id: Any, user: User, code: str | None, kinds: Iterable[str]) -> _Ready:
+    from workflows.document import get_for
+
+    doc = get_for(user, doc_id, log_view=False)
+    if code is None:
+        found = signing_transition_for(doc, user, kinds)
+        if found is None:
+            raise SigningRefused("Văn bản không chờ bạn ký.", code="not_awaiting_signature")
+        code, kind = found
+    else:
+        kind_or_none = signing_kind_for(doc, code, user)
+        if kind_or_none is None:
+            raise ValidationFailed("Bước xử lý này không cần ký số.")
+        kind = kind_or_none
+    acting = _acting(doc, code, user)
+    pdf = _current_pdf(doc)
+    _check_lineage(doc)
+    return _Ready(doc, code, kind, acting, pdf)
+
+
+def _queue_record(
+    ready: _Ready, user: User, authorization: SigningAuthorization, inputs: dict[str, Any]
+) -> SignatureRecord:
+    doc, kind = ready.doc, ready.kind
+    rev = ready.pdf.rev
+    key = record_key(doc.pk, rev, kind, user.pk)
+    existing = SignatureRecord.objects(key=key).first()
+    if existing is not None and existing.status == "done":
+        existing.update(set__authorization=authorization, set__updated_at=utcnow())
+        existing.reload()
+        return existing
+    found = existing or SignatureRecord(key=key)
+    found.document = doc
+    found.revision = rev
+    found.kind = kind
+    found.signer = user
+    found.on_behalf_of = ready.acting.principal if ready.acting.on_behalf else None
+    found.transition_code = ready.code
+    found.inputs = inputs
+    found.authorization = authorization
+    found.field_name = field_name_for(kind, user.pk, rev)
+    found.status, found.error, found.error_code = "queued", None, None
+    found.updated_at = utcnow()
+    found.save()
+    return found
+
+
+def start_signing(
+    doc: Document | Any,
+    user: User,
+    transition_code: str | None,
+    inputs: dict[str, Any] | None,
+    code: str | None,
+    *,
+    ip: str | None = None,
+) -> Job:
+    """Authorize and queue one signature; the job signs, then performs the transition.
+
+    `transition_code` None picks the signing step the user may take now. A second call while
+    the first job is queued or running returns that job without asking for a new code.
+    """
+    from jobs import enqueue
+    from jobs.signing import sign_document
+
+    doc_id = doc.pk if isinstance(doc, Document) else doc
+    ready = _prepare_start(doc_id, user, transition_code, ("initial", "sign", "seal"))
+    key = record_key(ready.doc.pk, ready.pdf.rev, ready.kind, user.pk)
+    running = _in_flight(key)
+    if running is not None:
+        return running
+    identity = identity_for(user, ready.kind)
+    authorization = authorize(
+        user, code, identity=identity, document_ids=[str(ready.doc.pk)], ip=ip
+    )
+    found = _queue_record(ready, user, authorization, _clean_inputs(inputs))
+    job = enqueue(
+        sign_document,
+        str(found.pk),
+        str(authorization.pk),
+        queue=SIGNING_QUEUE,
+        job_id=key,
+        owner_id=str(user.pk),
+        description=f"{REASONS[ready.kind]}: {ready.doc.subject[:80]}",
+        retries=3,
+    )
+    SignatureRecord.objects(pk=found.pk).update_one(set__job_id=job.id)
+    record(
+        "signature.requested",
+        obj=ready.doc,
+        detail={"kind": ready.kind, "transition": ready.code, "job": job.id},
+    )
+    return job
+
+
+def start_batch_signing(
+    user: User,
+    doc_ids: Sequence[Any],
+    code: str | None,
+    *,
+    inputs: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> Job:
+    """Sign up to 50 documents awaiting `user` with one authorization, in one job.
+
+    Documents that cannot be signed are listed as failures; the rest still sign.
+    """
+    from jobs import enqueue
+    from jobs.signing import sign_batch
+
+    ids = list(dict.fromkeys(str(d) for d in doc_ids if d))
+    if not ids:
+        raise ValidationFailed("Chọn ít nhất một văn bản để ký.")
+    if len(ids) > BATCH_LIMIT:
+        raise ValidationFailed(f"Mỗi lần ký tối đa {BATCH_LIMIT} văn bản.")
+    ready: list[_Ready] = []
+    rejected: list[dict[str, Any]] = []
+    for doc_id in ids:
+        try:
+            item = _prepare_start(doc_id, user, None, ("initial", "sign", "seal"))
+        except DomainError as exc:
+            rejected.append(
+                {"document": doc_id, "subject": _subject(doc_id, user), "error": exc.message}
+            )
+            continue
+        if ready and (item.kind == "seal") != (ready[0].kind == "seal"):
+            rejected.append(
+                {
+                    "document": doc_id,
+                    "subject": item.doc.subject[:200],
+                    "error": "Ký riêng: văn bản này cần loại chữ ký số khác trong lô.",
+                }
+            )
+            continue
+        ready.append(item)
+    if not ready:
+        reason = rejected[0]["error"] if rejected else ""
+        raise SigningRefused(f"Không có văn bản nào ký được. {reason}".strip())
+    identity = identity_for(user, ready[0].kind)
+    authorization = authorize(
+        user, code, identity=identity, document_ids=[str(r.doc.pk) for r in ready], ip=ip
+    )
+    clean = _clean_inputs(inputs)
+    record_ids = [str(_queue_record(r, user, authorization, clean).pk) for r in ready]
+    job = enqueue(
+        sign_batch,
+        record_ids,
+        str(authorization.pk),
+        rejected,
+        queue=SIGNING_QUEUE,
+        job_id=f"sign-batch-{authorization.pk}",
+        owner_id=str(user.pk),
+        description=f"Ký lô {len(ids)} văn bản",
+        retries=2,
+        timeout=1800,
+    )
+    SignatureRecord.objects(pk__in=record_ids).update(set__job_id=job.id)
+    record("signature.batch_requested", obj=user, detail={"documents": len(ids), "job": job.id})
+    return job
+
+
+def _subject(doc_id: str, user: User) -> str:
+    from workflows.document import can_view
+
+    try:
+        doc = Document.objects(pk=doc_id).first()
+    except Exception:
+        return ""
+    return doc.subject[:200] if doc is not None and can_view(doc, user) else ""
+
+
+# The job's work ----------------------------------------------------------------------------
+
+
+Progress = Callable[[int, int, int, list[dict[str, Any]]], None]
+
+
+@dataclass(repr=False)
+class _Plan:
+    """One document ready to sign (or to finish, when a crash left it half done)."""
+
+    record: SignatureRecord
+    doc: Document
+    acting: Acting
+    identity: SigningIdentity
+    source: FileRevision
+    request: SignRequest | None  # None: already signed, only store/record/transition left
+    attachments: list[tuple[int, SignRequest]] = field(default_factory=list)
+
+
+def _load_record(record_id: str) -> SignatureRecord:
+    found = SignatureRecord.objects(pk=record_id).first()
+    if found is None:
+        raise NotFound("Không tìm thấy yêu cầu ký.")
+    return found
+
+
+def _plan(found: SignatureRecord, authorization: SigningAuthorization | None) -> _Plan:
+    doc = Document.objects(pk=found.document.pk).first()
+    actor = found.signer
+    if doc is None or actor is None or not actor.active:
+        raise NotFound("Không tìm thấy văn bản hoặc người ký.")
+    if authorization is None or not authorization.valid_for(str(actor.pk), str(doc.pk)):
+        raise SigningRefused(
+            "Phiên xác nhận ký (OTP/PIN) đã hết hạn hoặc không hợp lệ. Vui lòng ký lại.",
+            code="authorization_expired",
+        )
+    SignatureRecord.objects(pk=found.pk).update_one(
+        set__status="running" if found.status != "done" else "done",
+        inc__attempts=1,
+        set__updated_at=utcnow(),
+    )
+    try:
+        acting = _acting(doc, found.transition_code, actor)
+    except Forbidden as exc:
+        if found.on_behalf_of is not None:
+            raise SigningRefused(
+                f"Ủy quyền ký thay {found.on_behalf_of.full_name} đã hết hiệu lực hoặc bị thu "
+                "hồi, không thể ký thay.",
+                code="delegation_revoked",
+            ) from exc
+        raise
+    identity = (
+        found.identity
+        if found.status == "done" and found.identity
+        else identity_for(actor, found.kind)
+    )
+    source = _current_pdf(doc)
+    if found.status == "done":
+        return _Plan(found, doc, acting, identity, source, None)
+    _check_lineage(doc)
+    data = read_file(source.file_id)
+    if hashlib.sha256(data).hexdigest() != source.sha256:
+        raise SigningRefused.from_core(
+            DocumentModifiedError("Tệp PDF đã lưu không khớp mã băm, có thể đã bị sửa đổi.")
+        )
+    writer = open_pdf(data)
+    signed = {name for name, _, _, is_signed in signature_widgets(writer.prev) if is_signed}
+    if found.field_name in signed:
+        return _Plan(found, doc, acting, identity, source, None)  # a crashed attempt signed it
+    appearance, placement = _visual(doc, found.kind, acting, identity, writer.prev, data)
+    agency = Agency.current()
+    request_ = SignRequest(
+        pdf_bytes=data,
+        kind=cast(SignatureKind, found.kind),
+        appearance=appearance,
+        placement=placement,
+        field_name=found.field_name,
+        reason=REASONS[found.kind],
+        location=agency.place if agency else None,
+        label=f"{REASONS[found.kind]}: {doc.notation or doc.subject[:80]}",
+    )
+    plan = _Plan(found, doc, acting, identity, source, request_)
+    if found.kind == "seal":
+        plan.attachments = _attachment_requests(doc, found)
+    return plan
+
+
+def _attachment_requests(doc: Document, found: SignatureRecord) -> list[tuple[int, SignRequest]]:
+    """Separate PDF attachments get the agency signature at the top right of page 1."""
+    out = []
+    field_name = field_name_for("attachment", found.signer.pk, found.revision)
+    for index, attachment in enumerate(doc.attachments):
+        if attachment.mime != "application/pdf":
+            continue
+        data = read_file(attachment.file_id)
+        widgets = signature_widgets(open_pdf(data).prev)
+        if any(name == field_name and is_signed for name, _, _, is_signed in widgets):
+            continue
+        out.append(
+            (
+                index,
+                SignRequest(
+                    pdf_bytes=data,
+                    kind="attachment",
+                    appearance=attachment_appearance(doc.notation or ""),
+                    field_name=field_name,
+                    reason=REASONS["attachment"],
+                    label=f"{REASONS['attachment']}: {doc.notation or ''}",
+                ),
+            )
+        )
+    return out
+
+
+def _timestamp_url() -> str | None:
+    url = current_app.config.get("SIGNING_TIMESTAMP_URL")
+    return str(url) if url else None
+
+
+def _sign(
+    requests: Sequence[SignRequest], identity: CoreIdentity | None, now: dt.datetime
+) -> list[bytes | SigningError]:
+    if not requests:
+        return []
+    if identity is None:
+        raise SigningRefused("Không mở được khóa ký.")
+    return sign_pdfs(requests, identity, timestamp_url=_timestamp_url(), now=now)
+
+
+def _store(plan: _Plan, signed: bytes, attachments: list[tuple[int, bytes]]) -> FileRevision:
+    """Append the signed revision (and signed attachments) in one conditional write."""
+    doc, actor = plan.doc, plan.acting.actor
+    count = len(doc.revisions)
+    note = f"{REASONS[plan.record.kind]}: {actor.full_name}"
+    if plan.acting.on_behalf:
+        note += f" (thay {plan.acting.principal.full_name})"
+    revision = FileRevision(
+        rev=max(r.rev for r in doc.revisions) + 1,
+        kind=REVISION_KINDS[plan.record.kind],
+        source_rev=plan.source.rev,
+        note=note[:300],
+        **_described(signed, plan.source.filename, str(actor.pk)),
+    )
+    update: dict[str, Any] = {"$push": {"revisions": revision.to_mongo()}}
+    new_files = [revision.file_id]
+    sets: dict[str, Any] = {"updated_at": utcnow()}
+    if attachments:
+        replaced = list(doc.attachments)
+        for index, data in attachments:
+            old = replaced[index]
+            fresh = StoredFile(
+                flags=list(old.flags), **_described(data, old.filename, str(actor.pk))
+            )
+            new_files.append(fresh.file_id)
+            replaced[index] = fresh
+        sets["attachments"] = [a.to_mongo() for a in replaced]
+    update["$set"] = sets
+    result = Document._get_collection().update_one(
+        {"_id": doc.pk, "revisions": {"$size": count}}, update
+    )
+    if result.modified_count != 1:
+        for file_id in new_files:
+            _delete_file(file_id)
+        raise _RevisionConflict()
+    return revision
+
+
+def _produced_revision(plan: _Plan) -> FileRevision:
+    """Find the revision a crashed attempt stored (the first of this signer after the request)."""
+    actor_id = str(plan.acting.actor.pk)
+    kind = REVISION_KINDS[plan.record.kind]
+    for revision in plan.doc.revisions:
+        if (
+            revision.rev > plan.record.revision
+            and revision.kind == kind
+            and (revision.uploaded_by == actor_id)
+        ):
+            return revision
+    return plan.source
+
+
+def _complete(plan: _Plan, revision: FileRevision, signed_at: dt.datetime) -> None:
+    found, identity = plan.record, plan.identity
+    source_rev = revision.source_rev if revision.source_rev is not None else plan.source.rev
+    source = plan.doc.revision(source_rev) or plan.source
+    SignatureRecord.objects(pk=found.pk).update_one(
+        set__status="done",
+        set__source_revision=source.rev,
+        set__signed_revision=revision.rev,
+        set__revision_sha256=source.sha256,
+        set__result_sha256=revision.sha256,
+        set__identity=identity,
+        set__backend=identity.backend,
+        set__cert_subject=identity.cert_subject,
+        set__cert_common_name=identity.cert_common_name,
+        set__cert_serial=identity.cert_serial,
+        set__cert_sha256=identity.cert_sha256,
+        set__signed_at=signed_at,
+        set__authority=signature_block(plan.doc, plan.acting).prefix
+        if plan.record.kind == "sign"
+        else "",
+        set__error=None,
+        set__error_code=None,
+        set__updated_at=utcnow(),
+    )
+    found.reload()
+
+
+def _record_attachments(plan: _Plan, indexes: list[int], signed_at: dt.datetime) -> None:
+    doc = Document.objects(pk=plan.doc.pk).first()
+    identity = plan.identity
+    for index in indexes:
+        attachment = doc.attachments[index]
+        SignatureRecord(
+            key=f"{plan.record.key}-attachment-{index}",
+            document=doc,
+            revision=plan.record.revision,
+            kind="attachment",
+            signer=plan.acting.actor,
+            identity=identity,
+            backend=identity.backend,
+            cert_subject=identity.cert_subject,
+            cert_common_name=identity.cert_common_name,
+            cert_serial=identity.cert_serial,
+            cert_sha256=identity.cert_sha256,
+            signed_at=signed_at,
+            field_name=field_name_for("attachment", plan.acting.actor.pk, plan.record.revision),
+            attachment_name=attachment.filename,
+            revision_sha256=None,
+            result_sha256=attachment.sha256,
+            job_id=plan.record.job_id,
+            status="done",
+        ).save()
+
+
+def _transition_inputs(plan: _Plan) -> dict[str, Any]:
+    inputs = dict(plan.record.inputs or {})
+    authorization = plan.record.authorization
+    # a definition may ask for the signing code: give proof of the authorization, not the code
+    inputs["signing_code"] = f"authorization:{authorization.pk if authorization else ''}"
+    return inputs
+
+
+def _already_moved(doc_id: Any, found: SignatureRecord) -> bool:
+    doc = Document.objects(pk=doc_id).first()
+    since = found.signed_at
+    if doc is None or since is None:
+        return False
+    since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    actor_id = str(found.signer.pk)
+    for entry in reversed(doc.history):
+        at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=dt.UTC)
+        if at < since - dt.timedelta(seconds=1):
+            break
+        if entry.action == found.transition_code and entry.actor_id == actor_id:
+            return True
+    return False
+
+
+def _rollback(plan: _Plan, revision: FileRevision, previous_attachments: list[Any]) -> None:
+    """Take our revision back when the transition failed, so the document is as it was."""
+    doc = Document.objects(pk=plan.doc.pk).first()
+    if doc is None or not doc.revisions or doc.revisions[-1].rev != revision.rev:
+        return  # someone built on it: keep it (the record says it failed)
+    update: dict[str, Any] = {"$pull": {"revisions": {"rev": revision.rev}}}
+    if previous_attachments is not None and plan.attachments:
+        update["$set"] = {"attachments": [a.to_mongo() for a in previous_attachments]}
+    Document._get_collection().update_one(
+        {"_id": doc.pk, "revisions": {"$size": len(doc.revisions)}}, update
+    )
+    _delete_file(revision.file_id)
+    SignatureRecord.objects(document=doc, key__startswith=f"{plan.record.key}-attachment-").delete()
+    SignatureRecord.objects(pk=plan.record.pk).update_one(
+        set__status="failed", set__signed_revision=None, set__result_sha256=None
+    )
+
+
+def _finish(
+    plan: _Plan, signed: bytes | None, attachments: list[tuple[int, bytes]], now: dt.datetime
+) -> None:
+    """Store the signed revision, complete the record, then move the workflow on."""
+    from workflows import engine
+
+    found = plan.record
+    stored: FileRevision | None = None
+    previous_attachments = list(plan.doc.attachments)
+    if signed is not None:
+        stored = _store(plan, signed, attachments)
+        _complete(plan, stored, now)
+        if attachments:
+            _record_attachments(plan, [i for i, _ in attachments], now)
+    elif found.status != "done":
+        _complete(plan, _produced_revision(plan), now)
+    if found.transitioned_at is not None:
+        return
+    try:
+        engine.transition(
+            plan.doc.pk, found.transition_code, plan.acting.actor, _transition_inputs(plan)
+        )
+    except DomainError:
+        if not _already_moved(plan.doc.pk, found):
+            if stored is not None:
+                _rollback(plan, stored, previous_attachments)
+            raise
+    SignatureRecord.objects(pk=found.pk).update_one(set__transitioned_at=utcnow())
+    log.info(
+        "signed doc=%s kind=%s by=%s rev=%s",
+        plan.doc.pk,
+        found.kind,
+        plan.acting.actor.username,
+        found.signed_revision,
+    )
+
+
+def _fail(found: SignatureRecord, exc: Exception) -> dict[str, Any]:
+    error = _as_domain(exc)
+    SignatureRecord.objects(pk=found.pk).update_one(
+        set__error=error.message[:1000], set__error_code=error.code, set__updated_at=utcnow()
+    )
+    # a signature already in the document stays "done"; only the workflow step failed
+    SignatureRecord.objects(pk=found.pk, signed_revision=None).update_one(set__status="failed")
+    detail = getattr(exc, "detail", None)
+    log.info(
+        "signing failed doc=%s kind=%s code=%s detail=%s",
+        found.document.pk if found.document else None,
+        found.kind,
+        error.code,
+        detail,
+    )
+    doc = found.document
+    return {
+        "document": str(doc.pk) if doc else None,
+        "subject": doc.subject[:200] if doc else "",
+        "error": error.message,
+        "code": error.code,
+    }
+
+
+def _sign_chunk(
+    plans: list[_Plan], identity: CoreIdentity | None, now: dt.datetime
+) -> list[tuple[_Plan, Exception | None]]:
+    """Sign a chunk (one confirmation for a remote identity), then finish each document."""
+    requests = [p.request for p in plans if p.request is not None]
+    try:
+        results = _sign(requests, identity, now)
+    except (DomainError, SigningError) as exc:
+        return [(p, exc) for p in plans]
+    by_plan = iter(results)
+    out: list[tuple[_Plan, Exception | None]] = []
+    for plan in plans:
+        result = next(by_plan) if plan.request is not None else None
+        try:
+            if isinstance(result, FieldExistsError):
+                raise _RevisionConflict()  # another worker signed it just now: look again
+            if isinstance(result, SigningError):
+                raise result
+            attachments: list[tuple[int, bytes]] = []
+            if plan.attachments and result is not None:
+                signed_attachments = _sign([r for _, r in plan.attachments], identity, now)
+                for (index, _), item in zip(plan.attachments, signed_attachments, strict=True):
+                    if isinstance(item, SigningError):
+                        raise item
+                    attachments.append((index, item))
+            _finish(plan, result, attachments, now)
+            out.append((plan, None))
+        except (DomainError, SigningError, _RevisionConflict) as exc:
+            out.append((plan, exc))
+    return out
+
+
+@dataclass
+class _Run:
+    total: int
+    done: int = 0
+    signed: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    progress: Progress | None = None
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total, len(self.signed), list(self.failures))
+
+
+def run_signing(
+    record_ids: Sequence[str],
+    authorization_id: str,
+    *,
+    rejected: Sequence[dict[str, Any]] = (),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Do the signing a job was queued for; return {"total", "signed", "failed"}.
+
+    A document that fails is left as it was and listed with its Vietnamese message; the
+    others still sign. Unexpected errors propagate so that RQ retries the job.
+    """
+    run = _Run(total=len(record_ids) + len(rejected), progress=progress)
+    run.failures.extend(dict(r) for r in rejected)
+    run.done = len(rejected)
+    authorization = SigningAuthorization.objects(pk=authorization_id).first()
+    records = [_load_record(rid) for rid in record_ids]
+    if progress is not None:
+        progress(run.done, run.total, 0, list(run.failures))
+    plans: list[_Plan] = []
+    for found in records:
+        with acting_as(Actor(user_id=str(found.signer.pk), name=found.signer.full_name)):
+            if found.status == "done" and (
+                found.transitioned_at is not None or _already_moved(found.document.pk, found)
+            ):
+                # a worker died after the transition: only the bookkeeping was left
+                SignatureRecord.objects(pk=found.pk).update_one(set__transitioned_at=utcnow())
+                run.signed.append(str(found.document.pk))
+                run.tick()
+                continue
+            try:
+                plans.append(_plan(found, authorization))
+            except (DomainError, SigningError) as exc:
+                run.failures.append(_fail(found, exc))
+                run.tick()
+    identity = _open_identity(plans, run)
+    plans = [p for p in plans if identity is not None or p.request is None]
+    remote = identity is not None and identity.remote
+    chunks = [plans] if remote else [[p] for p in plans]
+    for chunk in chunks:
+        _run_chunk(chunk, identity, authorization, run)
+    return {"total": run.total, "signed": run.signed, "failed": run.failures}
+
+
+def _open_identity(plans: list[_Plan], run: _Run) -> CoreIdentity | None:
+    needing = [p for p in plans if p.request is not None]
+    if not needing:
+        return None
+    try:
+        return load_identity(needing[0].identity)
+    except (DomainError, SigningError) as exc:
+        for plan in needing:
+            run.failures.append(_fail(plan.record, exc))
+            run.tick()
+        return None
+
+
+def _run_chunk(
+    chunk: list[_Plan],
+    identity: CoreIdentity | None,
+    authorization: SigningAuthorization | None,
+    run: _Run,
+) -> None:
+    now = utcnow().replace(microsecond=0)
+    actor = chunk[0].acting.actor
+    with acting_as(Actor(user_id=str(actor.pk), name=actor.full_name)):
+        outcomes = _sign_chunk(chunk, identity, now)
+        for plan, error in outcomes:
+            attempts = 0
+            while isinstance(error, _RevisionConflict) and attempts < 3:
+                attempts += 1  # another signer stored a revision first: sign the newer one
+                try:
+                    fresh = _plan(_load_record(str(plan.record.pk)), authorization)
+                    error = _sign_chunk([fresh], identity, utcnow().replace(microsecond=0))[0][1]
+                except (DomainError, SigningError) as exc:
+                    error = exc
+            if isinstance(error, _RevisionConflict):
+                error = SigningRefused(
+                    "Văn bản đang được người khác ký, vui lòng thử lại.", code="busy"
+                )
+            if error is None:
+                run.signed.append(str(plan.doc.pk))
+            else:
+                run.failures.append(_fail(plan.record, error))
+            run.tick()
+
+
+# Workflow actions ----------------------------------------------------------------------------
+
+
+def _require_signature(ctx: actions.ActionContext, kind: str) -> None:
+    pdf = ctx.doc.current_pdf
+    if pdf is None:
+        raise ValidationFailed("Văn bản chưa có tệp PDF để ký.")
+    found = SignatureRecord.objects(
+        document=ctx.doc, kind=kind, signer=ctx.actor, status="done", signed_revision=pdf.rev
+    ).first()
+    if found is None:
+        what = "đóng dấu (chữ ký số cơ quan)" if kind == "seal" else "ký số"
+        raise ValidationFailed(
+            f"Văn bản chưa được {what} trên phiên bản hiện tại. Vui lòng dùng chức năng ký số.",
+            code="signature_required",
+        )
+    ctx.detail["signature"] = {
+        "kind": kind,
+        "revision": found.signed_revision,
+        "certificate": found.cert_common_name,
+        "serial": found.cert_serial,
+    }
+
+
+@actions.register("apply_seal", "Đóng dấu (chữ ký số cơ quan) – cần đã ký số", {})
+def _apply_seal(ctx: actions.ActionContext) -> None:
+    _require_signature(ctx, "seal")
+
+
+def _wrap_request_signature() -> None:
+    current = actions.REGISTRY["request_signature"]
+    if getattr(current.run, "_requires_signature", False):
+        return
+    original = current.run
+
+    def run(ctx: actions.ActionContext, **params: Any) -> None:
+        original(ctx, **params)
+        _require_signature(ctx, "sign")
+
+    run._requires_signature = True  # type: ignore[attr-defined]
+    actions.REGISTRY["request_signature"] = actions.ActionType(
+        current.id, current.label, run, current.params, current.check
+    )
+
+
+_wrap_request_signature()
+
+
+# Verification ------------------------------------------------------------------------------
+
+
+def trust_roots_der() -> list[bytes]:
+    """Return the active trust anchors (DER)."""
+    return [bytes(t.cert_der) for t in TrustRoot.objects(active=True)]
+
+
+def add_trust_root(data: bytes, name: str | None = None, user: User | None = None) -> TrustRoot:
+    """Store an admin-uploaded CA certificate (PEM or DER) as a trust anchor."""
+    from workflows.signing.verify import load_trust_roots
+
+    try:
+        certs = load_trust_roots([data])
+    except Exception as exc:
+        raise ValidationFailed("Tệp không phải chứng thư số (PEM hoặc DER) hợp lệ.") from exc
+    if len(certs) != 1:
+        raise ValidationFailed("Mỗi lần chỉ tải lên một chứng thư số.")
+    der = certs[0].dump()
+    info = CertInfo.from_der(der)
+    existing = TrustRoot.objects(sha256=info.sha256_fingerprint).first()
+    if existing is not None:
+        return existing
+    return TrustRoot(
+        name=name or info.common_name or info.subject,
+        cert_der=der,
+        subject=info.subject,
+        sha256=info.sha256_fingerprint,
+        not_after=info.not_after,
+        created_by_id=str(user.pk) if user else None,
+    ).save()
+
+
+def describe(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add Vietnamese labels and an overall verdict to verify_pdf results."""
+    out = []
+    for item in results:
+        entry = dict(item)
+        entry["coverage_label"] = COVERAGE_LABELS.get(item.get("coverage") or "", "Không xác định")
+        entry["modification_label"] = MODIFICATION_LABELS.get(
+            item.get("modification_level"), "Sửa đổi khác"
+        )
+        entry["ok"] = bool(
+            item.get("intact") and item.get("valid") and item.get("modifications_ok") is not False
+        )
+        out.append(entry)
+    return out
+
+
+def verify_bytes(data: bytes) -> list[dict[str, Any]]:
+    """Verify every signature of a PDF against the trust roots; refuse unreadable files."""
+    try:
+        return describe(verify_pdf(data, trust_roots_der()))
+    except SigningError as exc:
+        raise SigningRefused.from_core(exc) from exc
+
+
+def verify_upload(data: bytes, filename: str | None = None) -> list[dict[str, Any]]:
+    """Check an uploaded file's size and type, then verify it."""
+    limit = int(
+        current_app.config.get("SIGNING_VERIFY_MAX_BYTES") or current_app.config["UPLOAD_MAX_BYTES"]
+    )
+    if not data:
+        raise ValidationFailed("Chưa chọn tệp PDF cần kiểm tra.")
+    if len(data) > limit:
+        raise ValidationFailed(f"Tệp quá lớn (tối đa {limit // (1024 * 1024)} MB).")
+    if filename and not filename.lower().endswith(".pdf"):
+        raise ValidationFailed("Chỉ kiểm tra được tệp PDF (.pdf).")
+    if b"%PDF-" not in data[:1024]:
+        raise SigningRefused.from_core(VerificationInputError("Tệp tải lên không phải là PDF."))
+    return verify_bytes(data)
+
+
+def verification_for(doc: Document, rev: int | None = None) -> list[dict[str, Any]]:
+    """Return the verification panel of a stored document's PDF (current revision by default)."""
+    from jobs import redis_connection
+
+    revision = doc.revision(rev) if rev is not None else doc.current_pdf
+    if revision is None or revision.mime != "application/pdf":
+        return []
+    roots = sorted(t.sha256 for t in TrustRoot.objects(active=True).only("sha256"))
+    digest = hashlib.sha256(f"{revision.sha256}|{','.join(roots)}".encode()).hexdigest()
+    key = f"vanthu:verify:{digest}"
+    conn = redis_connection()
+    cached = conn.get(key)
+    if cached is not None:
+        results: list[dict[str, Any]] = json.loads(cached)
+    else:
+        try:
+            results = verify_bytes(read_file(revision.file_id))
+        except DomainError as exc:
+            return [{"error": exc.message}]
+        conn.set(key, json.dumps(results, ensure_ascii=False), ex=3600)
+    records = {r.field_name: r for r in SignatureRecord.objects(document=doc, status="done")}
+    for item in results:
+        found = records.get(item.get("field"))
+        if found is not None:
+            item["record"] = {
+                "kind": found.kind,
+                "signer": found.signer.full_name if found.signer else None,
+                "on_behalf_of": found.on_behalf_of.full_name if found.on_behalf_of else None,
+                "authority": found.authority or "",
+            }
+    return results
+
+
+# Demo --------------------------------------------------------------------------------------
+
+DEMO_SIGNING_PIN = "123456"
+
+
+def seed_demo_signing() -> None:
+    """Create the demo PKI, identities (giamdoc, phogiamdoc, agency seal), images, trust root."""
+    from models.role import Role
+    from workflows.signing import demo_images
+    from workflows.signing.demo import DEMO_PASSPHRASE
+    from workflows.signing.demo_pki import make_demo_pki
+
+    if SigningIdentity.objects(agency_seal=True).first() is not None:
+        return
+    users = {u.username: u for u in User.objects(username__in=["giamdoc", "phogiamdoc"])}
+    if len(users) != 2:
+        log.warning("demo signing: demo users missing, nothing seeded")
+        return
+    pki = make_demo_pki()
+    secret = DEMO_PASSPHRASE.encode()
+    add_trust_root(pki.ca.cert_pem, "VănThư Demo Root CA (chỉ dùng chạy thử)")
+    for username, who, seed in (("giamdoc", pki.leader, 1), ("phogiamdoc", pki.deputy, 7)):
+        user = users[username]
+        create_pkcs12_identity(
+            who.pkcs12(secret), DEMO_PASSPHRASE, owner=user, pin=DEMO_SIGNING_PIN
+        )
+        if not user.signature_image:
+            user.signature_image.put(io.BytesIO(demo_images.make_signature_image(seed)))
+            user.initial_image.put(io.BytesIO(demo_images.make_initial_image(seed + 1)))
+            user.save()
+    agency = Agency.current()
+    seal = _demo_agency_seal(pki, agency.name if agency else "Cơ quan Demo")
+    create_pkcs12_identity(
+        seal.pkcs12(secret),
+        DEMO_PASSPHRASE,
+        agency_seal=True,
+        label="Chữ ký số cơ quan (demo)",
+        pin=DEMO_SIGNING_PIN,
+        seal_image=demo_images.make_seal_image((agency.name if agency else "CƠ QUAN").upper()),
+    )
+    admin_role = Role.objects(code="quan_tri").first()
+    if admin_role is not None and "signing.manage" not in admin_role.permissions:
+        admin_role.update(add_to_set__permissions="signing.manage")
+    log.info("demo signing identities ready (PIN %s)", DEMO_SIGNING_PIN)
+
+
+def _demo_agency_seal(pki: Any, agency_name: str) -> Any:
+    """Issue the agency seal certificate in the agency's own name from the demo CA."""
+    from workflows.signing import demo_pki
+
+    key = demo_pki._new_key(2048)
+    start = utcnow() - dt.timedelta(days=30)
+    cert = demo_pki._issue(
+        subject=demo_pki._name(agency_name, agency_name),
+        key=key,
+        issuer=pki.ca,
+        not_before=start,
+        not_after=start + dt.timedelta(days=395),
+    )
+    return demo_pki.TestIdentity(agency_name, key, cert, (pki.ca.cert,))
+
+
+def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
+    """Give an issued demo document a PDF signed by its signer and sealed by the agency.
+
+    Signs directly (no job, no transition): the seed creates documents already issued.
+    """
+    from workflows.signing.demo_pdf import SampleDocument, make_sample_pdf
+
+    signer = doc.signer or User.objects(username="giamdoc").first()
+    clerk = clerk or User.objects(username="vanthu").first()
+    if signer is None or clerk is None:
+        raise ValidationFailed("Thiếu người ký hoặc văn thư để ký văn bản mẫu.")
+    if doc.current_pdf is None:
+        agency = Agency.current()
+        sample = SampleDocument(
+            agency=(agency.name if agency else "CƠ QUAN").upper(),
+            parent=(agency.parent_name if agency and agency.parent_name else "").upper(),
+            number=doc.notation or "…/…",
+            doc_type=(doc.doc_type_name or "Công văn").upper(),
+            summary=doc.subject[:90],
+            authority=f"{doc.signer_authority} {_head_title()}" if doc.signer_authority else None,
+            title=(doc.signer_title or _title_of(signer)).upper(),
+            signer=doc.signer_name or signer.full_name,
+        )
+        attach_pdf(
+            doc,
+            make_sample_pdf(sample),
+            f"{(doc.notation or 'van-ban').replace('/', '-')}.pdf",
+            signer,
+        )
+    for kind, actor in (("sign", signer), ("seal", clerk)):
+        doc.reload()
+        source = _current_pdf(doc)
+        rev = source.rev
+        found = SignatureRecord(
+            key=record_key(doc.pk, rev, kind, actor.pk),
+            document=doc,
+            revision=rev,
+            kind=kind,
+            signer=actor,
+            field_name=field_name_for(kind, actor.pk, rev),
+            status="queued",
+            transition_code="",
+        ).save()
+        identity = identity_for(actor, kind)
+        acting = Acting(actor, actor)
+        data = read_file(source.file_id)
+        reader = open_pdf(data).prev
+        appearance, placement = _visual(doc, kind, acting, identity, reader, data)
+        plan = _Plan(found, doc, acting, identity, source, None)
+        now = utcnow().replace(microsecond=0)
+        request_ = SignRequest(
+            pdf_bytes=data,
+            kind=cast(SignatureKind, kind),
+            appearance=appearance,
+            placement=placement,
+            field_name=found.field_name,
+            reason=REASONS[kind],
+        )
+        signed = _sign([request_], load_identity(identity), now)[0]
+        if isinstance(signed, SigningError):
+            raise SigningRefused.from_core(signed)
+        _complete(plan, _store(plan, signed, []), now)
+        SignatureRecord.objects(pk=found.pk).update_one(set__transitioned_at=now)
+    doc.reload()
+    return doc
+
+
+# CLI -----------------------------------------------------------------------------------------
+
+
+def register_signing_cli(app: Flask) -> None:
+    """Register `flask signing verify|seed-demo|add-trust-root|add-identity`."""
+    import click
+    from flask.cli import AppGroup
+
+    group = AppGroup("signing", help="Ký số: kiểm tra chữ ký, chứng thư số.")
+
+    @group.command("verify")
+    @click.argument("pdf", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option(
+        "--trust",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Extra trusted CA certificate (PEM/DER); repeatable.",
+    )
+    def verify_command(pdf: str, as_json: bool, trust: tuple[str, ...]) -> None:
+        """Verify every signature of a PDF; exit 1 if one is broken or invalid."""
+        with open(pdf, "rb") as handle:
+            data = handle.read()
+        roots = trust_roots_der()
+        for path in trust:
+            with open(path, "rb") as handle:
+                roots.append(handle.read())
+        try:
+            results = describe(verify_pdf(data, roots))
+        except SigningError as exc:
+            if as_json:
+                click.echo(json.dumps({"error": exc.message}, ensure_ascii=False))
+            else:
+                click.echo(exc.message, err=True)
+            raise SystemExit(2) from exc
+        if as_json:
+            click.echo(json.dumps(results, ensure_ascii=False, indent=2))
+        else:
+            if not results:
+                click.echo("Tệp không có chữ ký số.")
+            for item in results:
+                click.echo(
+                    f"{item['field']}: {item['signer']} lúc {item['signing_time']} – "
+                    f"{item['summary']} (PAdES {item['pades_level'] or '-'})"
+                )
+        raise SystemExit(0 if all(r["ok"] for r in results) else 1)
+
+    @group.command("seed-demo")
+    def seed_demo_command() -> None:
+        """Create the demo PKI and signing identities."""
+        seed_demo_signing()
+        click.echo("demo signing ready")
+
+    @group.command("add-trust-root")
+    @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--name", default=None)
+    def add_trust_root_command(cert: str, name: str | None) -> None:
+        """Trust a CA certificate when verifying signatures."""
+        with open(cert, "rb") as handle:
+            root = add_trust_root(handle.read(), name)
+        click.echo(f"trusted {root.subject} ({root.sha256[:16]})")
+
+    @group.command("add-identity")
+    @click.argument("p12", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--user", "username", default=None, help="Owner (username).")
+    @click.option("--agency-seal", is_flag=True, help="The agency's own signature (seal).")
+    @click.option("--passphrase", prompt=True, hide_input=True)
+    @click.option("--pin", default="", help="Signing PIN (6-12 digits); prompts when empty.")
+    def add_identity_command(
+        p12: str, username: str | None, agency_seal: bool, passphrase: str, pin: str
+    ) -> None:
+        """Store a PKCS#12 identity, encrypted with MASTER_KEY."""
+        owner = User.objects(username=username).first() if username else None
+        if username and owner is None:
+            raise click.ClickException(f"unknown user {username}")
+        if not pin:
+            pin = click.prompt(
+                "Signing PIN (empty: TOTP only)", default="", hide_input=True, show_default=False
+            )
+        with open(p12, "rb") as handle:
+            data = handle.read()
+        try:
+            identity = create_pkcs12_identity(
+                data, passphrase, owner=owner, agency_seal=agency_seal, pin=pin or None
+            )
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"stored {identity.label} ({identity.cert_sha256[:16]})")
+
+    app.cli.add_command(group)
