@@ -20,6 +20,9 @@ def _periodic() -> list[tuple[str, Callable[..., Any], int]]:
     from jobs.deadlines import run_deadlines
 
     jobs: list[tuple[str, Callable[..., Any], int]] = [("deadlines", run_deadlines, 60)]
+    from jobs.archive import run_archive_deadlines
+
+    jobs.append(("archive", run_archive_deadlines, 3600))  # transfer deadlines are days
     try:
         from jobs.reminders import run_opinion_deadlines
     except ImportError:

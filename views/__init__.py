@@ -56,6 +56,7 @@ def init_views(app: Flask) -> None:
     from views.api import api_bp
     from views.audit import AuditEntryView
     from views.auth import AuthView, needs_password_change
+    from views.case_file import init_case_file_views  # also registers its API endpoints
     from views.delegation import DelegationView
     from views.document import DocumentView
     from views.document_type import DocumentTypeView
@@ -121,6 +122,7 @@ def init_views(app: Flask) -> None:
     from views.signature import register_signature_views
 
     register_signature_views(admin, app)
+    init_case_file_views(app, admin)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge

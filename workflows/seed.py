@@ -174,8 +174,10 @@ def seed_reference() -> None:
     for order, (name, abbr) in enumerate(DOCUMENT_TYPES):
         if not DocumentType.objects(name=name).first():
             DocumentType(name=name, abbreviation=abbr, order=order).save()
+    from workflows.case_file import seed_retention_table  # also registers its workflow actions
     from workflows.workflow_definition import seed_definitions
 
+    seed_retention_table()
     seed_definitions()
 
 
@@ -227,4 +229,7 @@ def seed_demo() -> None:
         from workflows.signature import seed_demo_signing
 
         seed_demo_signing()
+    from workflows.case_file import seed_demo_case_files
+
+    seed_demo_case_files()
     log.info("demo data ready")
