@@ -12,6 +12,7 @@ from mongoengine import signals
 
 from models.document import Document
 from models.user import User
+from search_index.document import IndexRecord
 
 log = logging.getLogger(__name__)
 FACETS = ("direction", "doc_type", "issuer", "year", "state", "migrated")
@@ -22,7 +23,7 @@ def index_path() -> str:
     return os.path.join(current_app.config["DATA_DIR"], "search-index")
 
 
-def record_for(doc: Document) -> dict[str, Any]:
+def record_for(doc: Document) -> IndexRecord:
     """Return the index record of a document: its searchable text, facets and principals."""
     year = (
         doc.issued_on.year
@@ -79,7 +80,7 @@ def search_for(
         clearance=user.clearance or 0,
         filters=filters or {},
         facets=FACETS,
-        sort=sort,  # type: ignore[arg-type]
+        sort="date" if sort == "date" else "relevance",
         limit=limit,
         offset=offset,
     )
