@@ -170,7 +170,49 @@ def seed_demo_documents() -> None:
         engine.transition(doc.pk, "submit", users["chuyenvien"], {"comment": "Kính trình."})
         if stop == "signing":
             engine.transition(doc.pk, "circuit_approve", users["truongphong"])
+    _seed_issued_document(users, types)
     log.info("demo documents ready")
+
+
+def _seed_issued_document(users: dict[str, User], types: dict[str, DocumentType]) -> None:
+    """An issued decision whose PDF carries the director's signature and the agency seal."""
+    from models.document import HistoryEntry
+    from models.signature import SigningIdentity
+    from workflows import register_book
+    from workflows.signature import sign_demo_document
+
+    if not SigningIdentity.objects(owner=users["giamdoc"]).first():
+        return  # the demo PKI is seeded outside tests only
+    data = {
+        "doc_type": str(types["Quyết định"].pk),
+        "signer": str(users["giamdoc"].pk),
+        "subject": "Quyết định ban hành Quy chế công tác văn thư, lưu trữ của Sở Công Thương",
+        "recipients": "- Như Điều 3;\n- Lưu: VT, VP.",
+    }
+    doc = create_draft(users["chuyenvien"], data, None)
+    register_book.assign_number(doc, actor_id=str(users["vanthu"].pk))
+    doc.save()
+    doc = sign_demo_document(doc, users["vanthu"])
+    steps = [
+        ("chuyenvien", "submit", "Trình duyệt"),
+        ("truongphong", "circuit_approve", "Ký nháy"),
+        ("giamdoc", "sign", "Ký ban hành"),
+        ("vanthu", "number", "Cấp số, ngày văn bản"),
+        ("vanthu", "seal", "Đóng dấu và phát hành"),
+    ]
+    history = [
+        HistoryEntry(
+            actor_id=str(users[u].pk), actor_name=users[u].full_name, action=code, label=label
+        )
+        for u, code, label in steps
+    ]
+    Document.objects(pk=doc.pk).update_one(
+        set__state="issued",
+        set__closed=True,
+        set__pending_user_ids=[],
+        set__due_at=None,
+        push_all__history=history,
+    )
 
 
 def seed_bulk_documents(count: int) -> int:
