@@ -200,19 +200,19 @@ def _seed_issued_document(users: dict[str, User], types: dict[str, DocumentType]
         ("vanthu", "number", "Cấp số, ngày văn bản"),
         ("vanthu", "seal", "Đóng dấu và phát hành"),
     ]
-    history = [
+    doc.reload()
+    doc.history.extend(
         HistoryEntry(
             actor_id=str(users[u].pk), actor_name=users[u].full_name, action=code, label=label
         )
         for u, code, label in steps
-    ]
-    Document.objects(pk=doc.pk).update_one(
-        set__state="issued",
-        set__closed=True,
-        set__pending_user_ids=[],
-        set__due_at=None,
-        push_all__history=history,
     )
+    if doc.circuit is not None:
+        doc.circuit.status = "done"
+        for step in doc.circuit.steps:
+            step.status, step.done_by = "done", list(step.user_ids)
+    doc.state, doc.closed, doc.pending_user_ids, doc.due_at = "issued", True, [], None
+    doc.save()
 
 
 def seed_bulk_documents(count: int) -> int:
