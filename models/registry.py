@@ -13,6 +13,7 @@ def all_models() -> list[type[Document]]:
     from models.delegation import Delegation
     from models.document import Document
     from models.document_type import DocumentType
+    from models.legacy_import import ImportBatch, ImportMapping, ImportProblem
     from models.notification import Notification
     from models.organization import Agency, Position, Unit
     from models.role import Role
@@ -34,4 +35,7 @@ def all_models() -> list[type[Document]]:
         WorkflowVersion,
         Delegation,
         Notification,
+        ImportBatch,
+        ImportProblem,
+        ImportMapping,
     ]
