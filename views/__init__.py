@@ -61,6 +61,7 @@ def init_views(app: Flask) -> None:
     from views.document_type import DocumentTypeView
     from views.home import HomeView
     from views.i18n import compile_catalogs
+    from views.legacy_import import register_legacy_import
     from views.notification import NotificationView
     from views.organization import AgencyView, PositionView, UnitView
     from views.user import RoleView, UserView
@@ -109,6 +110,7 @@ def init_views(app: Flask) -> None:
             name="Quy trình xử lý", category="Hệ thống", endpoint="workflow", url="/workflows"
         )
     )
+    register_legacy_import(app, admin)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge

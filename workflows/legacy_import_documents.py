@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
-from mongoengine import ValidationError
 from pymongo.errors import BulkWriteError
 
 from models.audit import utcnow
@@ -106,10 +105,11 @@ def _safe_dict(values: dict[str, Any]) -> dict[str, Any]:
     return {_safe_key(str(k)): v for k, v in values.items()}
 
 
-def _as_date(value: dt.date | None) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value
+def _date_value(value: dt.date | None) -> dt.datetime | None:
+    """Return a date as a DateField stores it (naive midnight)."""
+    if value is None:
+        return None
+    return dt.datetime(value.year, value.month, value.day)
 
 
 def _as_datetime(value: dt.date | None, tz: dt.tzinfo) -> dt.datetime | None:
@@ -166,7 +166,12 @@ class _Fields:
 
 
 def build_document(row: DocumentRow, ctx: DocumentContext) -> tuple[dict[str, Any], list[Problem]]:
-    """Return the document to insert (MongoDB form) and the importer's own warnings."""
+    """Return the document to insert (MongoDB form) and the importer's own warnings.
+
+    Written as the raw document mongoengine would produce (``Document.to_mongo``): building
+    model objects costs ~1 ms a row, a third of the whole import. The tests check that it
+    loads, validates and serializes back unchanged.
+    """
     f = _Fields(row)
     f.text("notation", row.number, "Số, ký hiệu")
     f.text("doc_type_name", row.doc_type, "Loại văn bản")
@@ -216,38 +221,53 @@ def build_document(row: DocumentRow, ctx: DocumentContext) -> tuple[dict[str, An
         raw["arrival_number"] = row.arrival_number
     if f.full:
         raw["full"] = f.full
-    now = utcnow()
-    doc = Document(
-        id=legacy_object_id(row.legacy_id or ""),
-        direction=row.direction,
-        doc_type=ctx.doc_types.get(row.doc_type.casefold()) if row.doc_type else None,
-        number=int(number_match.group(1)) if number_match else None,
-        issued_on=_as_date(issued),
-        content=row.body_text or None,
-        signer_authority=authority,
-        recipients=recipients,
-        urgency=row.urgency if row.urgency is not None else 0,
-        secrecy=secrecy,
-        deadline_on=_as_date(row.deadline),
-        arrival_number=arrival_number,
-        arrival_at=arrival_at,
-        state="migrated",
-        state_entered_at=created_at,
-        closed=True,
-        visible_user_ids=list(ctx.visible_user_ids),
-        visible_unit_ids=[],
-        migrated=True,
-        legacy_id=row.legacy_id,
-        legacy_system=ctx.legacy_system[:120],
-        import_batch_id=ctx.batch_id,
-        legacy_raw=raw,
-        created_at=created_at,
-        updated_at=now,
-        **{k: v or None for k, v in f.values.items() if k != "subject"},
-        subject=f.values["subject"],
-    )
-    doc.validate()
-    return doc.to_mongo().to_dict(), f.warnings
+    data: dict[str, Any] = {
+        "_id": legacy_object_id(row.legacy_id or ""),
+        "direction": row.direction,
+        "subject": f.values["subject"],
+        "signer_authority": authority,
+        "recipients_to": [],
+        "recipients": recipients,
+        "recipient_units": [],
+        "urgency": row.urgency if row.urgency is not None else 0,
+        "secrecy": secrecy,
+        "unit_ids": [],
+        "revisions": [],
+        "attachments": [],
+        "state": "migrated",
+        "state_entered_at": created_at,
+        "closed": True,
+        "assignments": [],
+        "history": [],
+        "comments": [],
+        "pending_user_ids": [],
+        "participant_ids": [],
+        "watcher_ids": [],
+        "visible_user_ids": list(ctx.visible_user_ids),
+        "visible_unit_ids": [],
+        "migrated": True,
+        "legacy_id": row.legacy_id,
+        "legacy_system": ctx.legacy_system[:120],
+        "import_batch_id": ctx.batch_id,
+        "legacy_raw": raw,
+        "version": 1,
+        "created_at": created_at,
+        "updated_at": utcnow(),
+        "index_status": "pending",
+        "indexed_version": 0,
+    }
+    optional = {
+        "doc_type": ctx.doc_types.get(row.doc_type.casefold()) if row.doc_type else None,
+        "number": int(number_match.group(1)) if number_match else None,
+        "issued_on": _date_value(issued),
+        "content": row.body_text,
+        "deadline_on": _date_value(row.deadline),
+        "arrival_number": arrival_number,
+        "arrival_at": arrival_at,
+        **{k: v for k, v in f.values.items() if k != "subject"},
+    }
+    data.update((k, v) for k, v in optional.items() if v is not None and v != "")
+    return data, f.warnings
 
 
 class DocumentPhase:
@@ -318,13 +338,7 @@ class DocumentPhase:
         run = self.run
         built: list[tuple[DocumentRow, dict[str, Any], list[Problem]]] = []
         for row in rows:
-            try:
-                data, warnings = build_document(row, self.ctx)
-            except ValidationError as exc:
-                run.count(TABLE, "rejected")
-                run.problem(TABLE, row.row, row.legacy_id, "invalid_record",
-                            f"Bản ghi không hợp lệ: {exc}", REJECT)  # fmt: skip
-                continue
+            data, warnings = build_document(row, self.ctx)
             built.append((row, data, warnings))
         failed = self._insert([data for _, data, _ in built])
         imported: list[str] = []

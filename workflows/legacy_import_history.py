@@ -11,7 +11,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from models.document import Document, HistoryEntry
+from models.document import Document
 from workflows.errors import Conflict
 from workflows.legacy import WARNING, ExportSource, HistoryRow, Mapping, read_history
 from workflows.legacy_import_files import find_targets, not_imported
@@ -35,17 +35,17 @@ def build_entry(row: HistoryRow, fallback_time: dt.datetime) -> dict[str, Any]:
         label += f" (thời gian ghi ở hệ thống cũ: '{row.unparsed['time']}')"
     if row.html:
         detail["html"] = {k.replace(".", "·"): v for k, v in row.html.items()}
-    entry = HistoryEntry(
-        at=(row.time or fallback_time).astimezone(dt.UTC),
-        actor_name=f"{actor} – {row.unit}" if row.unit else actor,
-        action=LEGACY_ACTION,
-        label=label,
-        comment=row.note or None,
-        detail=detail,
-        legacy=True,
-    )
-    entry.validate()
-    data: dict[str, Any] = entry.to_mongo().to_dict()
+    # The raw form of HistoryEntry(...).to_mongo(), written directly for speed (tests compare).
+    data: dict[str, Any] = {
+        "at": (row.time or fallback_time).astimezone(dt.UTC),
+        "actor_name": f"{actor} – {row.unit}" if row.unit else actor,
+        "action": LEGACY_ACTION,
+        "label": label,
+        "detail": detail,
+        "legacy": True,
+    }
+    if row.note:
+        data["comment"] = row.note
     return data
 
 
@@ -80,7 +80,8 @@ class HistoryPhase:
 
     def _flush(self, rows: list[HistoryRow], last_row: int, next_phase: str | None = None) -> None:
         run = self.run
-        targets = find_targets([r.legacy_id or "" for r in rows], {"history.detail.row": 1})
+        projection = {"history.detail.row": 1, "created_at": 1}
+        targets = find_targets([r.legacy_id or "" for r in rows], projection)
         present: dict[ObjectId, set[int]] = {}
         for doc in targets.values():
             rows_of = ((h.get("detail") or {}).get("row") for h in doc.get("history") or [])
@@ -97,7 +98,11 @@ class HistoryPhase:
                 run.problem(TABLE, row.row, legacy_id, problem.kind, problem.reason, WARNING)
             if row.row in present[target["_id"]]:
                 continue  # pushed by a run killed before its checkpoint
-            pushes.setdefault(target["_id"], []).append(build_entry(row, self.fallback_time))
+            # An unreadable time is placed at the document's own date, the text kept on it.
+            fallback = target.get("created_at") or self.fallback_time
+            if fallback.tzinfo is None:
+                fallback = fallback.replace(tzinfo=dt.UTC)
+            pushes.setdefault(target["_id"], []).append(build_entry(row, fallback))
         if pushes:
             operations = []
             for doc_id, entries in pushes.items():
