@@ -21,6 +21,7 @@ the unpatched numbers (use it with small sizes only).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -169,6 +170,7 @@ def child(export: Path, stock: bool) -> dict[str, Any]:
         for name in db.list_collection_names():
             db.drop_collection(name)
         gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap pages back to the OS
         rss_dropped = rss_mb()
     docs = report["documents"]["total"]
     phases: dict[str, float] = {}

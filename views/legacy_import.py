@@ -12,7 +12,6 @@ from flask import (
     jsonify,
     redirect,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_admin import Admin, expose
@@ -235,8 +234,9 @@ class LegacyImportView(SecuredBaseView):
 def problems_response(batch: ImportBatch) -> Response:
     """Stream the batch's problems as a CSV download."""
     stamp = batch.created_at.strftime("%Y%m%d-%H%M") if batch.created_at else "lo"
+    # The generator only needs the database connection, not the request: no stream_with_context.
     return Response(
-        stream_with_context(importer.problems_csv(str(batch.pk))),
+        importer.problems_csv(str(batch.pk)),
         mimetype="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="chuyen-doi-{stamp}-{batch.pk}.csv"'

@@ -352,7 +352,13 @@ def run_batch(
             if run.phase == "history":
                 HistoryPhase(run, source, mapping, fallback).run_phase()
             _check_manifest_counts(run, batch)
-        batch = run.finish({"status": "done", "phase": "done", "finished_at": utcnow()})
+        run.totals = {p: run.checkpoints[p] for p in PHASES}  # estimates become the counts
+        run.phase = "done"
+        batch = run.finish(
+            {"status": "done", "phase": "done", "finished_at": utcnow(), "totals": run.totals,
+             "progress": run.progress()}
+        )  # fmt: skip
+        run.report_progress()
     except LeaseLost:
         raise
     except Exception as exc:
@@ -519,8 +525,9 @@ def counts_of(batch: ImportBatch) -> dict[str, dict[str, int]]:
     return counts
 
 
-def problems_for(batch_id: str, limit: int = INLINE_PROBLEMS) -> list[dict[str, Any]]:
+def problems_for(batch_id: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Return up to ``limit`` problems: rejections first, then warnings, then notes."""
+    limit = INLINE_PROBLEMS if limit is None else limit
     out: list[dict[str, Any]] = []
     for severity in ("reject", "warning", INFO):
         for table in TABLE_ORDER:
@@ -535,7 +542,7 @@ def problems_for(batch_id: str, limit: int = INLINE_PROBLEMS) -> list[dict[str, 
     return out
 
 
-def batch_report(batch: ImportBatch, problem_limit: int = INLINE_PROBLEMS) -> dict[str, Any]:
+def batch_report(batch: ImportBatch, problem_limit: int | None = None) -> dict[str, Any]:
     """Return the report: reconciling totals, problems (capped) and where the CSV is."""
     counts = counts_of(batch)
     problems = problems_for(str(batch.pk), problem_limit)

@@ -33,6 +33,32 @@ from workflows.legacy_import_run import ImportRun
 SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "legacy-sample"
 
 
+def sample_slice(dest: Path, count: int) -> Path:
+    """Copy the first ``count`` documents of the sample with their files and history."""
+    import csv
+    import json
+    import shutil
+
+    lines = (SAMPLE / "documents.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    dest.mkdir(parents=True)
+    (dest / "documents.jsonl").write_text("".join(lines[:count]), encoding="utf-8")
+    ids = {json.loads(line)["legacy_id"] for line in lines[:count]}
+    for name in ("attachments.csv", "history.csv"):
+        with open(SAMPLE / name, encoding="utf-8-sig", newline="") as src:
+            rows = list(csv.reader(src))
+        kept = [rows[0], *(r for r in rows[1:] if r[0] in ids)]
+        with open(dest / name, "w", encoding="utf-8", newline="") as out:
+            csv.writer(out).writerows(kept)
+        if name == "attachments.csv":
+            for row in kept[1:]:
+                (dest / row[1]).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SAMPLE / row[1], dest / row[1])
+    (dest / "manifest.json").write_text(
+        json.dumps({"system": "VNPT iOffice", "organization": "Sở Công Thương"}), encoding="utf-8"
+    )
+    return dest
+
+
 def new_batch(path: Path, user: Any = None, mapping: Any = None) -> ImportBatch:
     mapping = mapping or default_mapping()
     return importer.create_batch(
@@ -75,15 +101,23 @@ def admin(users):
     return users["admin"]
 
 
-def test_sample_imports_every_record_and_reconciles(admin):
+def test_sample_imports_every_record_and_reconciles(admin, users):
     batch, report = run_import(SAMPLE, admin)
     assert batch.status == "done" and report["status"] == "done"
     assert report["documents"] == {
-        "total": 300, "imported": 300, "already_imported": 0, "duplicates": 0, "rejected": 0,
-    }  # fmt: skip
+        "total": 300,
+        "imported": 300,
+        "already_imported": 0,
+        "duplicates": 0,
+        "rejected": 0,
+    }
     assert report["attachments"]["total"] == report["attachments"]["stored"] == 58
-    assert report["history"] == {"total": 584, "imported": 584, "already_imported": 0,
-                                 "rejected": 0}  # fmt: skip
+    assert report["history"] == {
+        "total": 584,
+        "imported": 584,
+        "already_imported": 0,
+        "rejected": 0,
+    }
     reconciles(report)
     assert Document.objects(import_batch_id=str(batch.pk)).count() == 300
     assert sum(len(d.history) for d in Document.objects(migrated=True)) == 584
@@ -95,10 +129,11 @@ def test_sample_imports_every_record_and_reconciles(admin):
     ]
     long_one = Document.objects.get(legacy_id="400106-VBĐT")
     assert len(long_one.issuer) == 300 and len(long_one.legacy_raw["full"]["issuer"]) == 385
+    check_sample_documents(admin, users)
 
 
-def test_sample_documents_are_migrated_read_only_records(admin, users):
-    run_import(SAMPLE, admin)
+def check_sample_documents(admin: Any, users: dict[str, Any]) -> None:
+    """The imported sample documents are migrated, read-only, complete records."""
     doc = Document.objects.get(legacy_id="400001-VBĐT")
     assert doc.pk == legacy_object_id("400001-VBĐT")
     assert (doc.migrated, doc.state, doc.closed) == (True, "migrated", True)
@@ -138,12 +173,16 @@ def test_sample_documents_are_migrated_read_only_records(admin, users):
 
 
 def test_rerun_adds_nothing_and_says_already_imported(admin):
-    first, _ = run_import(SAMPLE, admin)
+    run_import(SAMPLE, admin)
     files_before = gridfs_ids()
     second, report = run_import(SAMPLE, admin)
     assert report["documents"] == {
-        "total": 300, "imported": 0, "already_imported": 300, "duplicates": 0, "rejected": 0,
-    }  # fmt: skip
+        "total": 300,
+        "imported": 0,
+        "already_imported": 300,
+        "duplicates": 0,
+        "rejected": 0,
+    }
     assert report["attachments"]["already_imported"] == 58 == report["attachments"]["total"]
     assert report["history"]["already_imported"] == 584 == report["history"]["total"]
     reconciles(report)
@@ -196,20 +235,35 @@ def test_every_fault_is_accounted_for(admin, faulty_export):
     batch, report = run_import(faulty_export, admin)
     reconciles(report)
     assert report["documents"] == {
-        "total": 18, "imported": 12, "already_imported": 0, "duplicates": 1, "rejected": 5,
-    }  # fmt: skip
+        "total": 18,
+        "imported": 12,
+        "already_imported": 0,
+        "duplicates": 1,
+        "rejected": 5,
+    }
     assert sorted(d.legacy_id for d in Document.objects(migrated=True)) == sorted(IMPORTABLE)
     assert report["attachments"] == {
-        "total": 14, "stored": 5, "flawed": 5, "missing": 1, "already_imported": 0,
-        "duplicates": 1, "rejected": 2,
-    }  # fmt: skip
+        "total": 14,
+        "stored": 5,
+        "flawed": 5,
+        "missing": 1,
+        "already_imported": 0,
+        "duplicates": 1,
+        "rejected": 2,
+    }
     assert report["history"] == {"total": 5, "imported": 4, "already_imported": 0, "rejected": 1}
     problems = problems_of(batch)
     rejected_docs = [p for p in problems if p[0] == "documents" and p[4] == "reject"]
     assert sorted(p[3] for p in rejected_docs) == sorted(
-        ["malformed_json", "not_an_object", "missing_legacy_id", "invalid_direction",
-         "invalid_direction", "duplicate"]
-    )  # fmt: skip
+        [
+            "malformed_json",
+            "not_an_object",
+            "missing_legacy_id",
+            "invalid_direction",
+            "invalid_direction",
+            "duplicate",
+        ]
+    )
     assert ("documents", 10, "L-001", "duplicate", "reject") in problems
     # Warnings of imported rows: impossible dates, unknown labels.
     assert ("documents", 9, "L-007", "invalid_date", "warning") in problems
@@ -253,36 +307,59 @@ def test_importer_specific_rules(admin, tmp_path, pdf_bytes):
     base = {"direction": "den", "subject": "V/v thử", "urgency": "Thường", "secrecy": "Thường"}
     long_id = "X" * 130
     docs = [
-        {**base, "legacy_id": "A-1", "signer": "KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC\nNguyễn Văn An",
-         "arrival_number": "12a", "agency": "Sở " * 200},
+        {
+            **base,
+            "legacy_id": "A-1",
+            "signer": "KT. GIÁM ĐỐC\nPHÓ GIÁM ĐỐC\nNguyễn Văn An",
+            "arrival_number": "12a",
+            "agency": "Sở " * 200,
+        },
         {**base, "legacy_id": "A-2", "subject": "", "secrecy": "Mật cấp cao"},
         {**base, "legacy_id": long_id},
         {**base, "legacy_id": "A-4", "direction": "xyz"},
         {**base, "legacy_id": "A-1", "subject": "trùng"},
-    ]  # fmt: skip
-    folder = kit.write("rules", {
-        "manifest.json": '{"system": "eOffice Sở", "counts": {"documents": 9}}',
-        "documents.jsonl": kit.jsonl_text(docs),
-        "attachments.csv": kit.csv_text(["legacy_id", "file", "name", "size", "sha256"], [
-            {"legacy_id": "A-4", "file": "files/a.pdf", "name": "a.pdf"},
-            {"legacy_id": "ZZZ", "file": "files/a.pdf", "name": "a.pdf"},
-            {"legacy_id": "A-1", "file": "files/a.pdf", "name": "a.pdf"},
-        ]),
-        "history.csv": kit.csv_text(["legacy_id", "time", "actor", "unit", "action", "note"], [
-            {"legacy_id": "ZZZ", "time": "01/01/2020 08:00", "actor": "A", "action": "X"},
-            {"legacy_id": "A-2", "time": "01/01/2020 08:00", "actor": "", "action": ""},
-        ]),
-        "files/a.pdf": pdf_bytes,
-    })  # fmt: skip
+    ]
+    folder = kit.write(
+        "rules",
+        {
+            "manifest.json": '{"system": "eOffice Sở", "counts": {"documents": 9}}',
+            "documents.jsonl": kit.jsonl_text(docs),
+            "attachments.csv": kit.csv_text(
+                ["legacy_id", "file", "name", "size", "sha256"],
+                [
+                    {"legacy_id": "A-4", "file": "files/a.pdf", "name": "a.pdf"},
+                    {"legacy_id": "ZZZ", "file": "files/a.pdf", "name": "a.pdf"},
+                    {"legacy_id": "A-1", "file": "files/a.pdf", "name": "a.pdf"},
+                ],
+            ),
+            "history.csv": kit.csv_text(
+                ["legacy_id", "time", "actor", "unit", "action", "note"],
+                [
+                    {"legacy_id": "ZZZ", "time": "01/01/2020 08:00", "actor": "A", "action": "X"},
+                    {"legacy_id": "A-2", "time": "01/01/2020 08:00", "actor": "", "action": ""},
+                ],
+            ),
+            "files/a.pdf": pdf_bytes,
+        },
+    )
     batch, report = run_import(folder, admin)
     reconciles(report)
     assert report["documents"] == {
-        "total": 5, "imported": 2, "already_imported": 0, "duplicates": 1, "rejected": 2,
-    }  # fmt: skip
+        "total": 5,
+        "imported": 2,
+        "already_imported": 0,
+        "duplicates": 1,
+        "rejected": 2,
+    }
     assert report["attachments"] == {
-        "total": 3, "stored": 1, "flawed": 0, "missing": 0, "already_imported": 0,
-        "duplicates": 0, "rejected": 2,
-    }  # fmt: skip
+        "total": 3,
+        "stored": 1,
+        "flawed": 0,
+        "missing": 0,
+        "already_imported": 0,
+        "duplicates": 0,
+        "rejected": 2,
+    }
     assert report["history"] == {"total": 2, "imported": 1, "already_imported": 0, "rejected": 1}
     problems = problems_of(batch)
     assert ("documents", 3, long_id, "legacy_id_too_long", "reject") in problems
@@ -294,8 +371,10 @@ def test_importer_specific_rules(admin, tmp_path, pdf_bytes):
     assert ("manifest", None, None, "count_mismatch", "warning") in problems
     a1, a2 = Document.objects.get(legacy_id="A-1"), Document.objects.get(legacy_id="A-2")
     assert (a1.signer_authority, a1.signer_title, a1.signer_name) == (
-        "KT.", "GIÁM ĐỐC PHÓ GIÁM ĐỐC", "Nguyễn Văn An",
-    )  # fmt: skip
+        "KT.",
+        "GIÁM ĐỐC PHÓ GIÁM ĐỐC",
+        "Nguyễn Văn An",
+    )
     assert a1.display_signer == "KT. GIÁM ĐỐC PHÓ GIÁM ĐỐC - Nguyễn Văn An"
     assert a1.arrival_number is None and a1.legacy_raw["arrival_number"] == "12a"
     assert a1.legacy_system == "eOffice Sở"
@@ -306,15 +385,26 @@ def test_importer_specific_rules(admin, tmp_path, pdf_bytes):
     # A re-run keeps calling the in-export duplicate a duplicate.
     _, again = run_import(folder, admin)
     assert again["documents"] == {
-        "total": 5, "imported": 0, "already_imported": 2, "duplicates": 1, "rejected": 2,
-    }  # fmt: skip
+        "total": 5,
+        "imported": 0,
+        "already_imported": 2,
+        "duplicates": 1,
+        "rejected": 2,
+    }
 
 
 def test_signer_blocks_split_into_authority_title_and_name():
     split = documents_phase.split_signer
-    assert split("KT TỔNG GIÁM ĐỐC - Huỳnh Quang Liêm") == ("KT.", "TỔNG GIÁM ĐỐC", "Huỳnh Quang Liêm")
-    assert split("TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH\nLê Văn B") == ("TM.", "ỦY BAN NHÂN DÂN CHỦ TỊCH",
-                                                               "Lê Văn B")  # fmt: skip
+    assert split("KT TỔNG GIÁM ĐỐC - Huỳnh Quang Liêm") == (
+        "KT.",
+        "TỔNG GIÁM ĐỐC",
+        "Huỳnh Quang Liêm",
+    )
+    assert split("TM. ỦY BAN NHÂN DÂN\nCHỦ TỊCH\nLê Văn B") == (
+        "TM.",
+        "ỦY BAN NHÂN DÂN CHỦ TỊCH",
+        "Lê Văn B",
+    )
     assert split("QUYỀN GIÁM ĐỐC - Lê C") == ("", "QUYỀN GIÁM ĐỐC", "Lê C")
     assert split("Nguyễn Văn A") == ("", "", "Nguyễn Văn A")
     assert split("GIÁM ĐỐC") == ("", "GIÁM ĐỐC", "")
@@ -381,15 +471,22 @@ def clear_imports() -> None:
 
 
 def without_batch(report: dict[str, Any]) -> dict[str, Any]:
-    skip = {"batch_id", "problems_csv", "started_at", "finished_at", "seconds",
-            "documents_per_second", "source"}  # fmt: skip
+    skip = {
+        "batch_id",
+        "problems_csv",
+        "started_at",
+        "finished_at",
+        "seconds",
+        "documents_per_second",
+        "source",
+    }
     return {k: v for k, v in report.items() if k not in skip}
 
 
 @pytest.fixture
 def small_batches(monkeypatch):
     """Commit every few rows, so a crash can fall between many checkpoints."""
-    monkeypatch.setattr(documents_phase, "BATCH_ROWS", 40)
+    monkeypatch.setattr(documents_phase, "BATCH_ROWS", 20)
     monkeypatch.setattr(files_phase, "BATCH_ROWS", 7)
     monkeypatch.setattr(history_phase, "BATCH_ROWS", 90)
 
@@ -441,37 +538,44 @@ def close_big(self: Any, flags: list[str]) -> Any:
 ORIGINAL_CLOSE = files_phase.GridSink.close
 
 CRASHES = {
-    "documents-before-checkpoint": lambda mp: mp.setattr(ImportRun, "commit",
-                                                         commit_of("documents", 3)),
-    "documents-after-checkpoint": lambda mp: mp.setattr(ImportRun, "commit",
-                                                        commit_of("documents", 2, after=True)),
-    "file-stored-not-attached": lambda mp: crash_on_call(mp, files_phase.AttachmentPhase,
-                                                         "_push", 3),
-    "files-attached-before-checkpoint": lambda mp: mp.setattr(ImportRun, "commit",
-                                                              commit_of("attachments", 4)),
+    "documents-before-checkpoint": lambda mp: mp.setattr(
+        ImportRun, "commit", commit_of("documents", 3)
+    ),
+    "documents-after-checkpoint": lambda mp: mp.setattr(
+        ImportRun, "commit", commit_of("documents", 2, after=True)
+    ),
+    "file-stored-not-attached": lambda mp: crash_on_call(
+        mp, files_phase.AttachmentPhase, "_push", 3
+    ),
+    "files-attached-before-checkpoint": lambda mp: mp.setattr(
+        ImportRun, "commit", commit_of("attachments", 4)
+    ),
     "big-file-half-written": lambda mp: mp.setattr(files_phase.GridSink, "close", close_big),
-    "history-before-checkpoint": lambda mp: mp.setattr(ImportRun, "commit",
-                                                       commit_of("history", 3)),
-    "history-last-checkpoint": lambda mp: mp.setattr(ImportRun, "commit",
-                                                     commit_of("history", 7, after=True)),
+    "history-before-checkpoint": lambda mp: mp.setattr(
+        ImportRun, "commit", commit_of("history", 3)
+    ),
+    "history-last-checkpoint": lambda mp: mp.setattr(
+        ImportRun, "commit", commit_of("history", 7, after=True)
+    ),
     "before-finish": lambda mp: crash_on_call(mp, ImportRun, "finish", 1),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
 def crash_export(tmp_path_factory) -> Path:
-    """A 150-document slice of the sample plus one file larger than a GridFS chunk."""
+    """An 80-document slice of the sample plus one file larger than a GridFS chunk."""
     import shutil
 
     root = tmp_path_factory.mktemp("crash") / "export"
     shutil.copytree(SAMPLE, root)
     lines = (root / "documents.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    (root / "documents.jsonl").write_text("".join(lines[:150]), encoding="utf-8")
+    (root / "documents.jsonl").write_text("".join(lines[:80]), encoding="utf-8")
     big = os.urandom(700_000)
     (root / "files" / "big.bin").write_bytes(big)
     with open(root / "attachments.csv", "a", encoding="utf-8") as out:
-        out.write(f"400003-VBĐT,files/big.bin,Phụ lục.bin,{len(big)},"
-                  f"{hashlib.sha256(big).hexdigest()}\n")  # fmt: skip
+        out.write(
+            f"400003-VBĐT,files/big.bin,Phụ lục.bin,{len(big)},{hashlib.sha256(big).hexdigest()}\n"
+        )
     return root
 
 
@@ -480,7 +584,7 @@ def reference_state(app, crash_export) -> dict[str, Any]:
     """The state an uninterrupted run leaves (computed once)."""
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(documents_phase, "BATCH_ROWS", 40)
+        mp.setattr(documents_phase, "BATCH_ROWS", 20)
         mp.setattr(files_phase, "BATCH_ROWS", 7)
         mp.setattr(history_phase, "BATCH_ROWS", 90)
         from workflows.seed import seed_demo
@@ -501,7 +605,8 @@ def reference_state(app, crash_export) -> dict[str, Any]:
 def test_killed_import_resumes_to_the_same_state(
     crash, admin, crash_export, reference_state, small_batches, monkeypatch
 ):
-    assert reference_state["counts"]["attachments"]["stored"] == 34
+    assert reference_state["counts"]["documents"]["imported"] == 80
+    assert reference_state["counts"]["attachments"]["stored"] == 24
     batch = new_batch(crash_export, admin)
     with monkeypatch.context() as patched:
         CRASHES[crash](patched)
@@ -528,7 +633,7 @@ def test_stalled_run_is_taken_over_without_force(admin, crash_export, small_batc
     ImportBatch.objects(pk=batch.pk).update_one(set__heartbeat_at=stale)
     assert importer.can_resume(ImportBatch.objects.get(pk=batch.pk))
     report = importer.run_batch(str(batch.pk))
-    assert report["attachments"]["stored"] == 34 and report["documents"]["imported"] == 150
+    assert report["attachments"]["stored"] == 24 and report["documents"]["imported"] == 80
 
 
 def test_failure_is_recorded_and_resumable(admin, tmp_path, pdf_bytes, small_batches, monkeypatch):
@@ -554,17 +659,20 @@ def _raise_io_error(self: Any, pushes: Any) -> Any:
 # Purge ---------------------------------------------------------------------------------------
 
 
-def test_purge_deletes_the_batch_documents_and_files_only(admin, faulty_export, make_document):
+def test_purge_deletes_the_batch_documents_and_files_only(
+    admin, faulty_export, make_document, tmp_path
+):
     own = make_document()
     batch, _ = run_import(faulty_export, admin)
-    other, _ = run_import(SAMPLE, admin)
-    sample_files = {a.file_id for d in Document.objects(import_batch_id=str(other.pk))
-                    for a in d.attachments}  # fmt: skip
+    other, _ = run_import(sample_slice(tmp_path / "small", 40), admin)
+    sample_files = {
+        a.file_id for d in Document.objects(import_batch_id=str(other.pk)) for a in d.attachments
+    }
     importer.request_purge(str(batch.pk), admin)
     counts = importer.purge_batch(str(batch.pk), admin.full_name)
     assert counts == {"documents": 12, "files": 10}
     assert Document.objects(import_batch_id=str(batch.pk)).count() == 0
-    assert Document.objects(import_batch_id=str(other.pk)).count() == 300
+    assert Document.objects(import_batch_id=str(other.pk)).count() == 40
     assert Document.objects(pk=own.pk).count() == 1
     assert gridfs_ids() == sample_files
     assert_no_orphans()
@@ -618,13 +726,14 @@ def test_kill_9_of_the_cli_then_resume(app, crash_export):
     root = Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "flask", "--app", "app", "legacy", "import", str(crash_export)]
     uninterrupted = subprocess.run(command, cwd=root, env=env, capture_output=True, check=True)
-    assert b'"imported": 150' in uninterrupted.stdout
+    assert b'"imported": 80' in uninterrupted.stdout
     reference = snapshot()
     clear_imports()
-    proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
-    while Document.objects.count() < 40 and time.monotonic() < deadline:
+    while Document.objects.count() < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
