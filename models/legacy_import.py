@@ -16,7 +16,7 @@ from mongoengine import (
     StringField,
 )
 
-from models.audit import utcnow
+from models.audit import audited, utcnow
 from models.document import StoredFile
 
 STATUSES = {
@@ -171,3 +171,6 @@ class ImportMapping(Document):
 
     def __str__(self) -> str:
         return self.name
+
+
+audited(ImportMapping)

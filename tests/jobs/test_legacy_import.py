@@ -117,3 +117,16 @@ def test_purge_job_removes_the_batch(users, run_jobs, small):
     assert fetch_job(job_id).return_value() == {"documents": 40, "files": 10}
     assert Document.objects(migrated=True).count() == 0
     assert ImportBatch.objects.get(pk=batch.pk).status == "purged"
+
+
+def test_queued_batch_whose_job_was_lost_can_be_started_again(users, run_jobs, small):
+    from jobs import redis_connection
+
+    admin = users["admin"]
+    batch = queue_import(small, admin)
+    assert not importer.can_resume(batch)  # its job is waiting
+    redis_connection().flushdb()  # e.g. Redis restarted without persistence
+    assert importer.can_resume(ImportBatch.objects.get(pk=batch.pk))
+    job_id = importer.resume(str(batch.pk), admin)
+    run_jobs(("import",))
+    assert fetch_job(job_id).return_value()["documents"]["imported"] == 40
