@@ -724,22 +724,28 @@ def test_kill_9_of_the_cli_then_resume(app, crash_export):
         "VANTHU_SEED_DEMO_ON_START": "false",
     }
     root = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "flask", "--app", "app", "legacy", "import", str(crash_export)]
+    # The flask CLI with small document batches, so the kill lands between checkpoints.
+    boot = (
+        "import sys; import workflows.legacy_import_documents as d; d.BATCH_ROWS = 10; "
+        "from flask.cli import main; sys.argv = ['flask', *sys.argv[1:]]; main()"
+    )
+    flask = [sys.executable, "-c", boot, "--app", "app", "legacy"]
+    command = [*flask, "import", str(crash_export)]
     uninterrupted = subprocess.run(command, cwd=root, env=env, capture_output=True, check=True)
     assert b'"imported": 80' in uninterrupted.stdout
     reference = snapshot()
     clear_imports()
     proc = subprocess.Popen(
-        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
     while Document.objects.count() < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     batch = ImportBatch.objects.order_by("-created_at").first()
-    assert batch.status == "running"
-    resume = [*command[:6], "resume", str(batch.pk), "--force"]
+    assert batch.status == "running", "the import ended before the kill: make the export larger"
+    resume = [*flask, "resume", str(batch.pk), "--force"]
     subprocess.run(resume, cwd=root, env=env, capture_output=True, check=True)
     assert snapshot() == reference
     assert_no_orphans()
