@@ -25,6 +25,7 @@ from views.api import api_bp, api_user, require_auth
 from views.base import SecuredBaseView
 from workflows import legacy_import as importer
 from workflows.errors import DomainError, ValidationFailed
+from workflows.legacy import default_mapping
 
 PERMISSION = "migration.run"
 DEFAULT_MAX_UPLOAD = 4 * 1024**3
@@ -91,7 +92,7 @@ class LegacyImportView(SecuredBaseView):
             exports=importer.list_exports(),
             roots=importer.allowed_roots(),
             mappings=ImportMapping.objects.order_by("name"),
-            default_name=importer.default_mapping().name,
+            default_name=default_mapping().name,
             max_upload_mb=max_upload() // (1024 * 1024),
             values=request.args,
         )

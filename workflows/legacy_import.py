@@ -14,17 +14,12 @@ sees them up to their clearance; the admin who started the import is added to
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import importlib
-import io
 import json
 import logging
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from flask import current_app
 from mongoengine.connection import get_db
@@ -32,14 +27,7 @@ from mongoengine.connection import get_db
 from models import audit
 from models.audit import utcnow
 from models.document import Document
-from models.legacy_import import (
-    PHASES,
-    ImportBatch,
-    ImportMapping,
-    ImportProblem,
-    empty_counts,
-    file_id_range,
-)
+from models.legacy_import import PHASES, ImportBatch, ImportProblem, empty_counts, file_id_range
 from models.user import User
 from workflows.errors import Conflict, NotFound, ValidationFailed
 from workflows.legacy import (
@@ -47,37 +35,76 @@ from workflows.legacy import (
     ExportSource,
     Mapping,
     MappingError,
-    default_mapping,
     estimate_rows,
     open_export,
     parse_mapping,
-    parse_mapping_text,
     read_attachments,
     read_documents,
     read_history,
     read_manifest,
 )
-from workflows.legacy.mapping import DEFAULT_MAPPING_PATH
 from workflows.legacy.reader import TableReader
 from workflows.legacy_import_documents import DocumentContext, DocumentPhase
 from workflows.legacy_import_files import AttachmentPhase
 from workflows.legacy_import_history import HistoryPhase
+from workflows.legacy_import_report import (
+    SEVERITY_LABELS,
+    batch_report,
+    batch_status,
+    counts_of,
+    problems_csv,
+    problems_for,
+)
 from workflows.legacy_import_run import (
-    INFO,
-    LEASE_STALE,
     ImportRun,
     LeaseLost,
     ProgressCallback,
     acquire,
+    is_stalled,
 )
+from workflows.legacy_import_sources import (
+    allowed_roots,
+    choose_mapping,
+    default_mapping_text,
+    list_exports,
+    parse_mapping_input,
+    resolve_server_path,
+    save_mapping,
+    save_upload,
+)
+
+__all__ = [
+    "SEVERITY_LABELS",
+    "allowed_roots",
+    "batch_report",
+    "batch_status",
+    "can_purge",
+    "can_resume",
+    "choose_mapping",
+    "counts_of",
+    "create_batch",
+    "default_mapping_text",
+    "enqueue_purge",
+    "enqueue_run",
+    "get_batch",
+    "is_stalled",
+    "list_exports",
+    "parse_mapping_input",
+    "problems_csv",
+    "problems_for",
+    "purge_batch",
+    "request_purge",
+    "resolve_server_path",
+    "resume",
+    "run_batch",
+    "save_mapping",
+    "save_upload",
+]
 
 log = logging.getLogger(__name__)
 
-INLINE_PROBLEMS = 1000
 PURGE_CHUNK = 1000
 DEFAULT_SYSTEM = "hệ thống cũ"
-SEVERITY_LABELS = {"reject": "Loại bỏ", "warning": "Cảnh báo", INFO: "Thông tin"}
-TABLE_ORDER = ("manifest", "documents", "attachments", "history")
 
 
 # Search hooks --------------------------------------------------------------------------------
@@ -108,121 +135,6 @@ def _search_function(name: str) -> Any:
     except ImportError:
         return None
     return getattr(module, name, None)
-
-
-# Sources and mappings ------------------------------------------------------------------------
-
-
-def allowed_roots() -> list[Path]:
-    """Return the server folders exports may be imported from (LEGACY_IMPORT_ROOTS)."""
-    roots = current_app.config.get("LEGACY_IMPORT_ROOTS") or []
-    if isinstance(roots, str):
-        roots = [r for r in roots.split(os.pathsep) if r.strip()]
-    return [Path(r).expanduser().resolve() for r in roots]
-
-
-def resolve_server_path(text: str) -> Path:
-    """Return an export path on this server if it lies under an allowed root."""
-    text = (text or "").strip()
-    if not text:
-        raise ValidationFailed("Vui lòng nhập đường dẫn bản xuất trên máy chủ.")
-    roots = allowed_roots()
-    if not roots:
-        raise ValidationFailed(
-            "Máy chủ chưa cấu hình thư mục được phép nhập (LEGACY_IMPORT_ROOTS): hãy tải tệp "
-            ".zip lên hoặc nhờ quản trị máy chủ cấu hình."
-        )
-    path = Path(text).expanduser().resolve()
-    if not any(path == root or path.is_relative_to(root) for root in roots):
-        raise ValidationFailed(
-            f"Đường dẫn '{text}' không nằm trong thư mục được phép nhập: "
-            + ", ".join(str(r) for r in roots)
-        )
-    if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip")):
-        raise ValidationFailed(f"Không tìm thấy thư mục hoặc tệp .zip '{text}' trên máy chủ.")
-    return path
-
-
-def list_exports(limit: int = 200) -> list[Path]:
-    """Return exports found in the allowed roots (the roots and their children)."""
-    found: list[Path] = []
-    markers = ("manifest.json", "documents.jsonl", "documents.csv")
-    for root in allowed_roots():
-        candidates = [root]
-        try:
-            candidates += sorted(root.iterdir())
-        except OSError:
-            continue
-        for path in candidates:
-            is_export = path.is_dir() and any((path / m).exists() for m in markers)
-            if is_export or (path.is_file() and path.suffix.lower() == ".zip"):
-                found.append(path)
-            if len(found) >= limit:
-                return found
-    return found
-
-
-def upload_dir() -> Path:
-    """Return the folder where uploaded export zips are kept."""
-    path = Path(current_app.config["DATA_DIR"]) / "legacy-imports"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def save_upload(stream: IO[bytes], filename: str) -> Path:
-    """Store an uploaded export .zip on the server (streamed to disk); return its path."""
-    target = upload_dir() / f"{uuid.uuid4().hex}.zip"
-    head = stream.read(4)
-    if head != b"PK\x03\x04":
-        raise ValidationFailed(f"Tệp «{filename}» không phải tệp .zip.")
-    with open(target, "wb") as out:
-        out.write(head)
-        while chunk := stream.read(1 << 20):
-            out.write(chunk)
-    return target
-
-
-def default_mapping_text() -> str:
-    """Return the default mapping as the admin sees it (commented YAML)."""
-    return DEFAULT_MAPPING_PATH.read_text(encoding="utf-8")
-
-
-def parse_mapping_input(text: str) -> Mapping:
-    """Validate mapping text; raise ValidationFailed listing every problem."""
-    try:
-        return parse_mapping_text(text)
-    except MappingError as exc:
-        raise ValidationFailed(str(exc)) from exc
-
-
-def save_mapping(name: str, text: str, user: User, mapping_id: str | None = None) -> ImportMapping:
-    """Validate and store a named mapping (new, or replacing ``mapping_id``)."""
-    name = " ".join((name or "").split())
-    if not name:
-        raise ValidationFailed("Vui lòng đặt tên cho ánh xạ cột.")
-    parse_mapping_input(text)
-    clash = ImportMapping.objects(name=name).first()
-    record = ImportMapping.objects(pk=mapping_id).first() if mapping_id else None
-    if clash is not None and (record is None or clash.pk != record.pk):
-        raise ValidationFailed(f"Đã có ánh xạ tên '{name}'.")
-    record = record or ImportMapping()
-    record.name, record.text = name, text
-    record.updated_at, record.updated_by_name = utcnow(), user.full_name
-    record.save()  # audited: every change of a mapping is in the log
-    return record
-
-
-def choose_mapping(mapping_id: str | None = None, text: str | None = None) -> tuple[Mapping, str]:
-    """Return the mapping for a new batch: pasted text, a saved one, or the default."""
-    if text and text.strip():
-        return parse_mapping_input(text), "Ánh xạ nhập tay"
-    if mapping_id:
-        record = ImportMapping.objects(pk=mapping_id).first()
-        if record is None:
-            raise ValidationFailed("Không tìm thấy ánh xạ cột đã chọn.")
-        return parse_mapping_input(record.text), record.name
-    mapping = default_mapping()
-    return mapping, mapping.name
 
 
 # Batches -------------------------------------------------------------------------------------
@@ -270,16 +182,6 @@ def get_batch(batch_id: str) -> ImportBatch:
     if batch is None:
         raise NotFound("Không tìm thấy lô chuyển đổi.")
     return batch
-
-
-def is_stalled(batch: ImportBatch) -> bool:
-    """Tell whether a running batch stopped reporting (its process died)."""
-    if batch.status != "running" or batch.heartbeat_at is None:
-        return False
-    beat = batch.heartbeat_at
-    if beat.tzinfo is None:
-        beat = beat.replace(tzinfo=dt.UTC)
-    return beat < utcnow() - LEASE_STALE
 
 
 def can_resume(batch: ImportBatch) -> bool:
@@ -520,94 +422,3 @@ def enqueue_purge(batch: ImportBatch, user: User) -> str:
         timeout=int(current_app.config.get("LEGACY_IMPORT_JOB_TIMEOUT", 24 * 3600)),
     )
     return str(job.id)
-
-
-# Report --------------------------------------------------------------------------------------
-
-
-def counts_of(batch: ImportBatch) -> dict[str, dict[str, int]]:
-    """Return the batch's counters with every key present."""
-    counts = empty_counts()
-    for table, values in (batch.counts or {}).items():
-        counts.setdefault(table, {}).update(values)
-    return counts
-
-
-def problems_for(batch_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Return up to ``limit`` problems: rejections first, then warnings, then notes."""
-    limit = INLINE_PROBLEMS if limit is None else limit
-    out: list[dict[str, Any]] = []
-    for severity in ("reject", "warning", INFO):
-        for table in TABLE_ORDER:
-            if len(out) >= limit:
-                return out
-            query = ImportProblem.objects(batch_id=batch_id, table=table, severity=severity)
-            for p in query.order_by("row").limit(limit - len(out)):
-                out.append(
-                    {"row": p.row, "legacy_id": p.legacy_id, "kind": p.kind, "reason": p.reason,
-                     "table": p.table, "severity": p.severity}
-                )  # fmt: skip
-    return out
-
-
-def batch_report(batch: ImportBatch, problem_limit: int | None = None) -> dict[str, Any]:
-    """Return the report: reconciling totals, problems (capped) and where the CSV is."""
-    counts = counts_of(batch)
-    problems = problems_for(str(batch.pk), problem_limit)
-    seconds = batch.active_seconds or 0
-    return {
-        "batch_id": str(batch.pk),
-        "status": batch.status,
-        "source": batch.source_name,
-        "legacy_system": batch.legacy_system,
-        "documents": counts["documents"],
-        "attachments": counts["attachments"],
-        "history": counts["history"],
-        "problems": problems,
-        "problem_count": batch.problem_count,
-        "problems_truncated": batch.problem_count > len(problems),
-        "problems_csv": f"/api/v1/legacy-imports/{batch.pk}/problems.csv",
-        "started_at": batch.started_at.isoformat() if batch.started_at else None,
-        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
-        "seconds": seconds,
-        "documents_per_second": round(counts["documents"]["total"] / seconds, 1)
-        if seconds
-        else None,
-    }
-
-
-def batch_status(batch: ImportBatch) -> dict[str, Any]:
-    """Return what the progress bar polls: status, phase, progress, and the report when done."""
-    out: dict[str, Any] = {
-        "batch_id": str(batch.pk),
-        "status": batch.status,
-        "status_label": batch.status_label,
-        "phase": batch.phase,
-        "stalled": is_stalled(batch),
-        "progress": batch.progress or {"done": 0, "total": 0},
-        "counts": counts_of(batch),
-        "problem_count": batch.problem_count,
-        "error": batch.error,
-        "job_id": batch.job_id,
-    }
-    if batch.status in ("done", "purged"):
-        out["report"] = batch_report(batch, problem_limit=0)
-    return out
-
-
-def problems_csv(batch_id: str) -> Iterator[str]:
-    """Yield every problem of a batch as CSV text (UTF-8 with BOM, for Excel)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    yield "\ufeff"
-    writer.writerow(["Bảng", "Dòng", "Số hiệu cũ", "Mức độ", "Loại", "Lý do"])
-    for table in TABLE_ORDER:
-        query = ImportProblem.objects(batch_id=batch_id, table=table).order_by("row")
-        for p in query.no_cache():
-            severity = SEVERITY_LABELS.get(p.severity, p.severity)
-            writer.writerow([table, p.row or "", p.legacy_id or "", severity, p.kind, p.reason])
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()

@@ -254,3 +254,13 @@ class ImportRun:
     def counts_snapshot(self) -> dict[str, dict[str, int]]:
         """Return a copy of the counters."""
         return copy.deepcopy(self.counts)
+
+
+def is_stalled(batch: ImportBatch) -> bool:
+    """Tell whether a running batch stopped reporting (its process died)."""
+    if batch.status != "running" or batch.heartbeat_at is None:
+        return False
+    beat = batch.heartbeat_at
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=dt.UTC)
+    return beat < utcnow() - LEASE_STALE

@@ -16,6 +16,7 @@ from tests.workflows.legacy.conftest import ExportKit, make_pdf
 from tests.workflows.legacy.test_legacy_faults import build_faulty_export
 from tests.workflows.test_legacy_import import sample_slice
 from workflows import legacy_import as importer
+from workflows import legacy_import_report
 from workflows.legacy import default_mapping
 
 
@@ -42,7 +43,7 @@ def job_json(client, token: str, job_id: str) -> dict:
 
 def test_import_job_reports_progress_and_the_report(client, users, run_jobs, monkeypatch, tmp_path):
     admin = users["admin"]
-    monkeypatch.setattr(importer, "INLINE_PROBLEMS", 3)
+    monkeypatch.setattr(legacy_import_report, "INLINE_PROBLEMS", 3)
     folder = build_faulty_export(ExportKit(tmp_path), make_pdf("Điều 1."), "csv-utf8-bom")
     batch = queue_import(folder, admin)
     assert importer.enqueue_run(batch, admin) == batch.job_id  # a double click: same job
