@@ -46,6 +46,8 @@ class DefaultConfig:
     JOB_RESULT_TTL_SECONDS = 7 * 24 * 3600
     CONVERSION_TIMEOUT_SECONDS = 120
     SOFFICE_BINARY: str | None = None  # None: soffice/libreoffice on PATH
+    LEGACY_IMPORT_ROOTS: list[str] = []  # server folders exports may be imported from
+    LEGACY_IMPORT_MAX_UPLOAD_BYTES = 4 * 1024**3  # export .zip uploaded from the screen
 
     BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
     SEARCH_AUTO_INDEX = True  # every document save queues its index update
@@ -139,8 +141,10 @@ def create_app(config: dict[str, Any] | type | None = None) -> Flask:
 def _register_cli(app: Flask) -> None:
     from jobs.cli import register_job_cli
     from workflows.cli import register_cli
+    from workflows.legacy_import_cli import register_legacy_cli
     from workflows.signature import register_signing_cli
 
     register_cli(app)
     register_job_cli(app)
     register_signing_cli(app)
+    register_legacy_cli(app)

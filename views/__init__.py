@@ -63,6 +63,7 @@ def init_views(app: Flask) -> None:
     from views.home import HomeView
     from views.i18n import compile_catalogs
     from views.internal_document import register_internal_documents
+    from views.legacy_import import register_legacy_import
     from views.notification import NotificationView
     from views.opinion import register_opinions
     from views.organization import AgencyView, PositionView, UnitView
@@ -123,6 +124,7 @@ def init_views(app: Flask) -> None:
 
     register_signature_views(admin, app)
     init_case_file_views(app, admin)
+    register_legacy_import(app, admin)
     app.extensions["vanthu_admin"] = admin
 
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: nothing to forge

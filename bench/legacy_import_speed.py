@@ -1,0 +1,254 @@
+"""Measure the legacy importer end to end: documents/s and memory, 10k and 100k documents.
+
+    python bench/legacy_import_speed.py                  # 10k and 100k, builds the exports
+    python bench/legacy_import_speed.py --docs 10000 --stock-mongomock
+
+Exports come from bench/legacy_make_export.py (corpus documents, 20% with a PDF, 0-3 history
+rows each) and are built once under --dir. Each size runs in a fresh child process: the app
+on mongomock (in-process, like the embedded portal), one batch through all phases
+(documents, attachments with GridFS and PDF text, history, and the search hook), timed from
+``run_batch`` start to its report. RSS is sampled at every checkpoint; the peak is the
+child's high-water mark.
+
+Stock mongomock scans the whole collection for every query and every unique-index check:
+imports become quadratic (3,000 inserts under the legacy_id unique index take ~34 s, 2,000
+GridFS files ~56 s). By default the child installs ``accelerate_mongomock`` below: hash
+lookups for ``_id`` queries and unique indexes, what MongoDB's indexes give. A real MongoDB
+is faster still (no deep copies, bulk writes in one round trip); ``--stock-mongomock`` shows
+the unpatched numbers (use it with small sizes only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb() -> float:
+    """Return the current resident set size in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb() -> float:
+    """Return the process's peak resident set size in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def accelerate_mongomock() -> None:
+    """Give mongomock hash lookups for ``_id`` filters and unique indexes (bench only)."""
+    from mongomock import DuplicateKeyError, filtering, helpers
+    from mongomock import collection as mc
+
+    stock_iter = mc.Collection._iter_documents
+    stock_uniques = mc.Collection._ensure_uniques
+    stock_find_one = mc.Collection.find_one
+
+    def hashable(value: Any) -> Any:
+        try:
+            hash(value)
+        except TypeError:
+            return repr(value)
+        return value
+
+    def iter_documents(self: Any, filter: Any) -> Any:
+        spec = filter.get("_id") if isinstance(filter, dict) else None
+        keys = None
+        if isinstance(spec, dict) and set(spec) == {"$in"}:
+            keys = list(spec["$in"])
+        elif isinstance(spec, dict) and set(spec) == {"$eq"}:
+            keys = [spec["$eq"]]
+        elif spec is not None and not isinstance(spec, dict | list):
+            keys = [spec]
+        if keys is None:
+            return stock_iter(self, filter)
+        store = self._store
+        found = [store[k] for k in dict.fromkeys(keys) if k in store]
+        if len(filter) == 1:
+            return iter(found)
+        rest = {k: v for k, v in filter.items() if k != "_id"}
+        return (doc for doc in found if filtering.filter_applies(rest, doc))
+
+    def find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not filter and not args and set(kwargs) <= {"projection", "session"}:
+            first = next(iter(self._store.documents), None)  # GridFS asks this per file
+            if first is None:
+                return None
+            filter = {"_id": first["_id"]}
+        return stock_find_one(self, filter, *args, **kwargs)
+
+    def value_of(doc: Any, key: str) -> Any:
+        try:
+            return hashable(helpers.get_value_by_dot(doc, key))
+        except KeyError:
+            return None
+
+    def ensure_uniques(self: Any, new_data: Any) -> None:
+        store = self._store
+        maps = store.__dict__.setdefault("_bench_unique", {})
+        for name, index in store.indexes.items():
+            if not index.get("unique"):
+                continue
+            if index.get("partialFilterExpression") is not None:
+                return stock_uniques(self, new_data)
+            keys = [key for key, _ in index["key"]]
+            values = tuple(value_of(new_data, key) for key in keys)
+            if index.get("sparse") and all(v is None for v in values):
+                continue
+            seen = maps.setdefault(name, {})
+            other = seen.get(values)
+            if (
+                other is not None
+                and other != new_data["_id"]
+                and other in store
+                and tuple(value_of(store[other], key) for key in keys) == values
+            ):
+                raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+            seen[values] = new_data["_id"]
+        return None
+
+    mc.Collection._iter_documents = iter_documents
+    mc.Collection.find_one = find_one
+    mc.Collection._ensure_uniques = ensure_uniques
+
+
+def child(export: Path, stock: bool, trace: bool = False) -> dict[str, Any]:
+    """Import one export into a fresh in-process app; return the measurements."""
+    import logging
+    import tracemalloc
+
+    if not stock:
+        accelerate_mongomock()
+    from app import TestingConfig, create_app
+
+    config = {k: getattr(TestingConfig, k) for k in dir(TestingConfig) if k.isupper()}
+    config.update(REDIS_URL=None, MONGODB_URI=None)
+    app = create_app(config)
+    logging.disable(logging.INFO)
+    with app.app_context():
+        from workflows import legacy_import
+        from workflows.legacy import default_mapping
+        from workflows.seed import seed_reference
+
+        seed_reference()
+        mapping = default_mapping()
+        batch = legacy_import.create_batch(
+            export, kind="cli", name=export.name, mapping=mapping, mapping_name=mapping.name
+        )
+        samples: list[dict[str, Any]] = []
+        if trace:
+            gc.collect()
+            tracemalloc.start()
+        started = time.monotonic()
+        cpu = time.process_time()
+        rss_start = rss_mb()
+
+        def progress(state: dict[str, Any]) -> None:
+            samples.append({"t": round(time.monotonic() - started, 1), "phase": state["phase"],
+                            "rows": state["done"], "rss_mb": round(rss_mb())})  # fmt: skip
+
+        report = legacy_import.run_batch(str(batch.pk), progress=progress)
+        seconds = time.monotonic() - started
+        cpu_seconds = time.process_time() - cpu
+        peak = peak_rss_mb()
+        rss_end = rss_mb()
+        from mongoengine.connection import get_db
+
+        db = get_db()
+        fs_bytes = sum(f.get("length", 0) for f in db["fs.files"].find({}, {"length": 1}))
+        for name in db.list_collection_names():
+            db.drop_collection(name)
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap pages back to the OS
+        rss_dropped = rss_mb()
+        retained = tracemalloc.get_traced_memory()[0] / 1e6 if trace else None
+    docs = report["documents"]["total"]
+    phases: dict[str, float] = {}
+    for sample in samples:
+        phases[sample["phase"]] = sample["t"]
+    step = max(1, len(samples) // 10)
+    return {
+        "export": str(export),
+        "mongomock": "stock" if stock else "accelerated (hash _id + unique indexes)",
+        "documents": report["documents"],
+        "attachments": report["attachments"],
+        "history": report["history"],
+        "problems": report["problem_count"],
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
+        "documents_per_second": round(docs / seconds, 1),
+        "documents_per_cpu_second": round(docs / cpu_seconds, 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
+        "phase_ends_at_seconds": phases,
+        "gridfs_mb": round(fs_bytes / 1e6),
+        "rss_mb_start": round(rss_start),
+        "rss_mb_samples": [s["rss_mb"] for s in samples[::step]],
+        "rss_mb_end": round(rss_end),
+        "rss_mb_after_dropping_database": round(rss_dropped),
+        "peak_rss_mb": round(peak),
+        # Python memory still allocated after the database is dropped (--trace-memory):
+        # what the importer itself kept (slows the run ~2x; speed figures then do not count).
+        "retained_mb_after_dropping_database": round(retained, 1) if retained is not None else None,
+    }
+
+
+def ensure_export(directory: Path, docs: int) -> Path:
+    """Build the export of ``docs`` documents unless it exists."""
+    label = f"{docs // 1000}k" if docs % 1000 == 0 else str(docs)
+    out = directory / f"export-{label}"
+    if not (out / "manifest.json").exists():
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "legacy_make_export.py"), "--docs", str(docs),
+             "--out", str(out), "--pool-dir", str(directory / "pdf-pool")],
+            check=True,
+        )  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/legacy-bench"))
+    parser.add_argument("--stock-mongomock", action="store_true")
+    parser.add_argument("--trace-memory", action="store_true", help="also trace Python memory")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    if args.child:
+        result = child(args.child, args.stock_mongomock, args.trace_memory)
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    results = []
+    for docs in args.docs:
+        export = ensure_export(args.dir, docs)
+        command = [sys.executable, __file__, "--child", str(export)]
+        if args.stock_mongomock:
+            command.append("--stock-mongomock")
+        if args.trace_memory:
+            command.append("--trace-memory")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(json.dumps(result, ensure_ascii=False, indent=1), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
