@@ -130,10 +130,9 @@ def _unindex_batch(doc_ids: list[str]) -> None:
 
 
 def _search_function(name: str) -> Any:
-    try:
-        module = importlib.import_module("search_index")
-    except ImportError:
-        return None
+    # The import writes the index itself, in batches, under the index's write lock: the
+    # bulk path of the single-writer rule (jobs.search holds the same lock).
+    module = importlib.import_module("jobs.search")
     return getattr(module, name, None)
 
 
