@@ -254,7 +254,42 @@ class RegisterReportView(SecuredBaseView):
                     download_name=register_filename(form.kind.data, fmt, flt),
                 )
         status = 400 if form.is_submitted() else 200
-        return self.render("register_book/report.html", form=form), status
+        return self.render("register_book/report.html", form=form, **self._numbers()), status
+
+    def _numbers(self) -> dict[str, Any]:
+        """Reservations and numbers cancelled today, per numbering book (outgoing, internal)."""
+        from models.register_book import NumberReservation
+        from workflows.register_book import reissuable_numbers
+
+        books = [b for b in self._books() if b.direction != "incoming" and b.active]
+        return {
+            "number_books": books,
+            "reservations": NumberReservation.objects(book__in=books, status="reserved"),
+            "cancelled": [c for b in books for c in reissuable_numbers(b)],
+        }
+
+    @expose("/reserve", methods=("POST",))
+    def reserve(self) -> Any:
+        from flask import flash, redirect, request, url_for
+
+        from workflows.register_book import reserve_number
+
+        if not FlaskForm().validate_on_submit():
+            flash("Phiên làm việc đã hết hạn. Vui lòng thử lại.", "error")
+            return redirect(url_for(".index"))
+        book = next((b for b in self._books() if str(b.pk) == request.form.get("book")), None)
+        if book is None:
+            flash("Chọn sổ văn bản để giữ số.", "error")
+            return redirect(url_for(".index"))
+        try:
+            number = reserve_number(
+                book, current_user._get_current_object(), request.form.get("reason", "")
+            )
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Đã giữ số {number:02d} trong «{book}».", "success")
+        return redirect(url_for(".index"))
 
 
 def add_register_views(admin: Admin) -> None:

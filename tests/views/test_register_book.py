@@ -170,3 +170,31 @@ def test_a_used_book_cannot_be_deleted(client):
     response = client.post("/register_book/delete/", data=data, follow_redirects=True)
     assert RegisterBook.objects(pk=book.pk).first() is not None
     assert re.search(r"không xóa được", response.text)
+
+
+def test_clerk_reserves_a_number_from_the_register_screen(client):
+    from models.register_book import NumberReservation, RegisterBook
+    from tests.conftest import csrf_token, web_login
+
+    web_login(client, "vanthu")
+    page = client.get("/register-report/")
+    book = RegisterBook.objects(direction="outgoing", secret=False).first()
+    done = client.post(
+        "/register-report/reserve",
+        data={
+            "book": str(book.pk),
+            "reason": "Công văn khẩn của Giám đốc",
+            "csrf_token": csrf_token(page.text),
+        },
+        follow_redirects=True,
+    )
+    assert "Đã giữ số 01" in done.text
+    assert "Công văn khẩn của Giám đốc" in done.text
+    assert NumberReservation.objects(book=book, number=1, status="reserved").count() == 1
+    missing = client.post(
+        "/register-report/reserve",
+        data={"book": str(book.pk), "reason": "", "csrf_token": csrf_token(page.text)},
+        follow_redirects=True,
+    )
+    assert NumberReservation.objects(book=book).count() == 1
+    assert "alert" in missing.text
