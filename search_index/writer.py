@@ -11,17 +11,18 @@ import logging
 import multiprocessing
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
 from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Segment
 from whoosh.filedb.filestore import FileStorage
-from whoosh.index import FileIndex
+from whoosh.index import TOC, FileIndex, clean_files
 from whoosh.reading import SegmentReader
 from whoosh.util import now
 from whoosh.writing import SegmentWriter
@@ -120,11 +121,22 @@ def _locked(ix: FileIndex | None, timeout: float = LOCK_TIMEOUT) -> Iterator[Non
 
 
 class _Writer(SegmentWriter):
-    """A Whoosh segment writer that also commits segments built by SegmentBuilder."""
+    """A Whoosh segment writer that also commits segments built by SegmentBuilder.
 
-    def __init__(self, ix: FileIndex, **kwargs: Any) -> None:
+    ``building`` names segments other workers are still writing: Whoosh deletes every
+    segment file missing from the new TOC when it commits, and must spare those.
+    """
+
+    def __init__(self, ix: FileIndex, building: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(ix, _lk=False, **kwargs)
         self.extra_segments: list[W3Segment] = []
+        self.building = list(building)
+
+    def _commit_toc(self, segments: list[Any]) -> None:
+        toc = TOC(self.schema, segments, self.generation)
+        toc.write(self.storage, self.indexname)
+        spared = [W3Segment(self.codec, self.indexname, segid=s) for s in self.building]
+        clean_files(self.storage, self.indexname, self.generation, segments + spared)
 
     def commit(self, mergetype: Any = None, optimize: Any = None, merge: Any = None) -> None:
         """Merge small segments, then write the TOC with the built segments added."""
@@ -165,8 +177,13 @@ def _delete_ids(writer: SegmentWriter, ids: Iterable[str]) -> int:
     return count
 
 
-def _commit(ix: FileIndex, segment: W3Segment | None, replace_ids: Iterable[str]) -> None:
-    writer = _Writer(ix)
+def _commit(
+    ix: FileIndex,
+    segment: W3Segment | None,
+    replace_ids: Iterable[str],
+    building: Iterable[str] = (),
+) -> None:
+    writer = _Writer(ix, building)
     try:
         _delete_ids(writer, replace_ids)
         if segment is not None:
@@ -178,10 +195,10 @@ def _commit(ix: FileIndex, segment: W3Segment | None, replace_ids: Iterable[str]
 
 
 def _build_segment(
-    storage: FileStorage, records: list[IndexRecord], compound: bool
+    storage: FileStorage, records: list[IndexRecord], compound: bool, segid: str | None = None
 ) -> tuple[W3Segment, list[str]]:
     """Analyse records and write them as one segment (runs in a worker process too)."""
-    builder = SegmentBuilder(storage, INDEX_NAME, schema_mod.build_schema())
+    builder = SegmentBuilder(storage, INDEX_NAME, schema_mod.build_schema(), segid=segid)
     try:
         prepared: dict[str, PreparedDocument] = {}
         for record in records:
@@ -195,9 +212,10 @@ def _build_segment(
         raise
 
 
-def _build_in_worker(args: tuple[str, list[IndexRecord], bool]) -> tuple[W3Segment, list[str]]:
-    path, records, compound = args
-    return _build_segment(FileStorage(path), records, compound)
+def _build_in_worker(
+    path: str, records: list[IndexRecord], segid: str
+) -> tuple[W3Segment, list[str]]:
+    return _build_segment(FileStorage(path), records, False, segid)
 
 
 def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRecord]]:
@@ -228,12 +246,20 @@ def index_documents(
         if procs > 1:
             ctx = multiprocessing.get_context("forkserver")
             with ctx.Pool(procs) as pool:
-                jobs = ((str(path), batch, False) for batch in batches)
-                for segment, ids in pool.imap(_build_in_worker, jobs):
-                    _commit(ix, segment, ids)
-                    written += len(ids)
-                    if progress:
-                        progress(written)
+                # At most procs + 1 batches in flight, so memory stays bounded.
+                pending: deque[tuple[str, Any]] = deque()
+                for batch in chain(batches, [None]):
+                    if batch is not None:
+                        segid = W3Segment._random_id()
+                        job = pool.apply_async(_build_in_worker, (str(path), batch, segid))
+                        pending.append((segid, job))
+                    while pending and (batch is None or len(pending) > procs):
+                        segid, job = pending.popleft()
+                        segment, ids = job.get()
+                        _commit(ix, segment, ids, building=[s for s, _ in pending])
+                        written += len(ids)
+                        if progress:
+                            progress(written)
         else:
             for batch in batches:
                 segment, ids = _build_segment(storage, batch, compound=len(batch) < 100)
