@@ -149,9 +149,9 @@ class SegmentBuilder:
             self._flush_run(name)
         self.perdoc.close()
         self.segment.set_doc_count(self.doccount)
-        terms = _TermsWriter(self.segment.create_file(self.storage, W3Codec.TERMS_EXT))
+        terms = TermsWriter(self.segment.create_file(self.storage, W3Codec.TERMS_EXT))
         postings_file = self.segment.create_file(self.storage, W3Codec.POSTS_EXT)
-        out = _BufferedOut(postings_file)
+        out = BufferedOut(postings_file)
         fieldmap: dict[str, int] = {}
         terms.extras["fieldmap"] = fieldmap
         for name in sorted(self._postings):
@@ -177,7 +177,7 @@ class SegmentBuilder:
                 self.storage.delete_file(name)
 
 
-class _BufferedOut:
+class BufferedOut:
     """Append-only output that tracks its own offset and writes in large chunks."""
 
     def __init__(self, structfile: Any) -> None:
@@ -203,7 +203,7 @@ class _BufferedOut:
         self.file.close()
 
 
-class _TermsWriter(filetables.OrderedHashWriter):
+class TermsWriter(filetables.OrderedHashWriter):
     """Whoosh's ordered hash file of terms, written with buffering and CRC32 hashing.
 
     The file format is Whoosh's own (the hash type is recorded in the header), but adding a
@@ -213,7 +213,7 @@ class _TermsWriter(filetables.OrderedHashWriter):
     def __init__(self, dbfile: Any) -> None:
         filetables.HashWriter.__init__(self, dbfile, hashtype=1)
         self.index = GrowableArray("q")
-        self._out = _BufferedOut(dbfile)
+        self._out = BufferedOut(dbfile)
         self._positions = array("q")
         self._hashes = array("Q")
 
@@ -256,10 +256,13 @@ _LENGTHS = struct.Struct("!ii")
 _TERMINFO = W3TermInfo._struct
 
 
-def _term_info(out: _BufferedOut, pairs: array) -> bytes:
+def _term_info(out: BufferedOut, pairs: array) -> bytes:
+    """Write a term's interleaved (docnum, freq) postings; return its term info bytes."""
+    return term_info(out, pairs[0::2], pairs[1::2])
+
+
+def term_info(out: BufferedOut, ids: array, freqs: array) -> bytes:
     """Write a term's postings (or inline them) and return its term info bytes."""
-    ids = pairs[0::2]
-    freqs = pairs[1::2]
     count = len(ids)
     fmax = max(freqs)
     if count <= INLINE_LIMIT:
@@ -294,7 +297,7 @@ def _deltas(ids: array) -> array:
     return result
 
 
-def _single_block(out: _BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
+def _single_block(out: BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
     """Write a posting list that fits in one block; return its term info bytes."""
     count = len(ids)
     data = pickle.dumps((tuple(_deltas(ids)), None if fmax == 1 else tuple(freqs), None), 2)
@@ -318,7 +321,7 @@ def _single_block(out: _BufferedOut, ids: array, freqs: array, fmax: int) -> byt
     return head + _LONG.pack(start) + _INT.pack(out.offset - start)
 
 
-def _write_postings(out: _BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
+def _write_postings(out: BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
     """Write a posting list in several blocks (W3 format); return its term info bytes."""
     start = out.offset
     parts = [WHOOSH3_HEADER_MAGIC]

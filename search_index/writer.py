@@ -23,10 +23,10 @@ from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Segment
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, FileIndex, clean_files
-from whoosh.reading import SegmentReader
 from whoosh.util import now
 from whoosh.writing import SegmentWriter
 
+from search_index import merge as merge_mod
 from search_index import schema as schema_mod
 from search_index.document import IndexRecord, PreparedDocument, prepare, version_of
 from search_index.errors import IndexBusyError, IndexMissingError, IndexOutdatedError
@@ -39,9 +39,6 @@ INDEX_NAME = "MAIN"
 LOCK_TIMEOUT = 60.0
 #: Documents per bulk segment (memory grows with it; fewer segments search faster).
 BATCH_SIZE = 5000
-# Segments under this many documents are merged together once there are MERGE_AT of them.
-SMALL_SEGMENT_DOCS = 1000
-MERGE_AT = 6
 REBUILD_MARKER = "REBUILD_IN_PROGRESS"
 
 Status = Literal["missing", "outdated", "rebuilding", "ok"]
@@ -139,29 +136,19 @@ class _Writer(SegmentWriter):
         clean_files(self.storage, self.indexname, self.generation, segments + spared)
 
     def commit(self, mergetype: Any = None, optimize: Any = None, merge: Any = None) -> None:
-        """Merge small segments, then write the TOC with the built segments added."""
+        """Add the built segments, merge small ones (fast merge), write the TOC."""
         self._check_state()
-        finalsegments = _merge_small(self, self.segments)
-        if self._added:
-            finalsegments.append(self._finalize_segment())
-        else:
-            self._close_segment()
-        finalsegments.extend(self.extra_segments)
-        self._commit_toc(finalsegments)
+        self._close_segment()  # Whoosh's own (unused) new segment
+        segments = [s for s in [*self.segments, *self.extra_segments] if s.doc_count() > 0]
+        groups = [segments] if optimize and len(segments) > 1 else merge_mod.plan(segments)
+        for group in groups:
+            merged = merge_mod.merge_segments(self.storage, self.indexname, self.schema, group)
+            gone = {s.segid for s in group}
+            segments = [s for s in segments if s.segid not in gone]
+            if merged is not None:
+                segments.append(merged)
+        self._commit_toc(segments)
         self._finish()
-
-
-def _merge_small(writer: SegmentWriter, segments: list[Any]) -> list[Any]:
-    """Drop emptied segments and merge small ones once there are enough of them."""
-    live = [s for s in segments if s.deleted_count() < s.doc_count_all()]
-    small = [s for s in live if s.doc_count_all() < SMALL_SEGMENT_DOCS]
-    if len(small) < MERGE_AT:
-        return live
-    for seg in small:
-        reader = SegmentReader(writer.storage, writer.schema, seg)
-        writer.add_reader(reader)
-        reader.close()
-    return [s for s in live if s not in small]
 
 
 def _delete_ids(writer: SegmentWriter, ids: Iterable[str]) -> int:
@@ -182,13 +169,14 @@ def _commit(
     segment: W3Segment | None,
     replace_ids: Iterable[str],
     building: Iterable[str] = (),
+    optimize: bool = False,
 ) -> None:
     writer = _Writer(ix, building)
     try:
         _delete_ids(writer, replace_ids)
         if segment is not None:
             writer.extra_segments.append(segment)
-        writer.commit()
+        writer.commit(optimize=optimize)
     except BaseException:
         writer.cancel()
         raise
@@ -283,6 +271,14 @@ def delete_documents(path: str | Path, ids: Iterable[str], *, timeout: float = L
             writer.cancel()
             raise
     return count
+
+
+def optimize(path: str | Path, *, timeout: float = LOCK_TIMEOUT) -> int:
+    """Merge every segment into one (drops deleted documents); return the segment count."""
+    ix = open_index(path)
+    with _locked(ix, timeout):
+        _commit(ix, None, (), optimize=True)
+    return len(open_index(path)._segments())
 
 
 def indexed_versions(path: str | Path) -> dict[str, str]:
