@@ -141,6 +141,7 @@ def prepare(record: IndexRecord) -> PreparedDocument:
     issued_on = record.get("issued_on")
     year = record.get("year") or (issued_on.year if isinstance(issued_on, date) else None)
     tags = {
+        "id": [doc_id],
         "kind": [record.get("kind") or "document"],
         "direction": [record.get("direction") or ""],
         "doc_type": [(record.get("doc_type") or "").strip()],

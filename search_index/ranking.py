@@ -103,6 +103,14 @@ def doc_lengths(view: SegmentView) -> array:
     return total
 
 
+def total_length(view: SegmentView) -> int:
+    """Return the summed length of a segment's live documents."""
+    lengths = doc_lengths(view)
+    if view.live_count == view.n:
+        return sum(lengths)
+    return sum(compress(lengths, view.live.to_bytes(view.n, "little")))
+
+
 def length_norms(view: SegmentView, average: float) -> array:
     """Return K1 * (1 - B + B * length / average) for each document of a segment."""
     average = max(1.0, average)

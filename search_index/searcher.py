@@ -43,7 +43,7 @@ class _State:
         self.generation = -2
         self.views: list[SegmentView] = []
         self.total_docs = 0
-        self.field_lengths: dict[str, int] = {}
+        self.total_length = 0
         self.lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -64,11 +64,8 @@ class _State:
             for segid in old:
                 postings.CACHE.drop_prefix(segid)
             self.views = views
-            self.total_docs = sum(v.n for v in views)
-            self.field_lengths = {}
-            for view in views:
-                for name, length in view.reader.segment()._fieldlengths.items():
-                    self.field_lengths[name] = self.field_lengths.get(name, 0) + length
+            self.total_docs = sum(v.live_count for v in views)
+            self.total_length = sum(ranking.total_length(v) for v in views)
             self.generation = generation
 
 
@@ -283,7 +280,7 @@ def _by_relevance(
         df = ranking.doc_frequency(views, group)
         if df:
             scored.append((group, ranking.idf(total_docs, df), df))
-    average = sum(state.field_lengths.get(f, 0) for f in ranking.LENGTH_FIELDS) / total_docs
+    average = state.total_length / total_docs
     ranked = ranking.rank(views, finals, scored, average, wanted)
     # Ties (same score) show the most recent document first.
     dates = [view.date_keys() for view in views]

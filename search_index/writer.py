@@ -11,21 +11,22 @@ import logging
 import multiprocessing
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
 from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Segment
 from whoosh.filedb.filestore import FileStorage
-from whoosh.index import FileIndex
-from whoosh.reading import SegmentReader
+from whoosh.index import TOC, FileIndex, clean_files
 from whoosh.util import now
 from whoosh.writing import SegmentWriter
 
+from search_index import merge as merge_mod
 from search_index import schema as schema_mod
 from search_index.document import IndexRecord, PreparedDocument, prepare, version_of
 from search_index.errors import IndexBusyError, IndexMissingError, IndexOutdatedError
@@ -38,12 +39,6 @@ INDEX_NAME = "MAIN"
 LOCK_TIMEOUT = 60.0
 #: Documents per bulk segment (memory grows with it; fewer segments search faster).
 BATCH_SIZE = 5000
-# Segments under this many documents are merged together once there are MERGE_AT of them.
-SMALL_SEGMENT_DOCS = 1000
-# Whoosh's add_reader cannot re-encode postings written by SegmentBuilder (an assertion on
-# empty value bytes), so small segments are not merged in place for now; a full rebuild
-# compacts the index.
-MERGE_AT = 10**9
 REBUILD_MARKER = "REBUILD_IN_PROGRESS"
 
 Status = Literal["missing", "outdated", "rebuilding", "ok"]
@@ -123,36 +118,37 @@ def _locked(ix: FileIndex | None, timeout: float = LOCK_TIMEOUT) -> Iterator[Non
 
 
 class _Writer(SegmentWriter):
-    """A Whoosh segment writer that also commits segments built by SegmentBuilder."""
+    """A Whoosh segment writer that also commits segments built by SegmentBuilder.
 
-    def __init__(self, ix: FileIndex, **kwargs: Any) -> None:
+    ``building`` names segments other workers are still writing: Whoosh deletes every
+    segment file missing from the new TOC when it commits, and must spare those.
+    """
+
+    def __init__(self, ix: FileIndex, building: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(ix, _lk=False, **kwargs)
         self.extra_segments: list[W3Segment] = []
+        self.building = list(building)
+
+    def _commit_toc(self, segments: list[Any]) -> None:
+        toc = TOC(self.schema, segments, self.generation)
+        toc.write(self.storage, self.indexname)
+        spared = [W3Segment(self.codec, self.indexname, segid=s) for s in self.building]
+        clean_files(self.storage, self.indexname, self.generation, segments + spared)
 
     def commit(self, mergetype: Any = None, optimize: Any = None, merge: Any = None) -> None:
-        """Merge small segments, then write the TOC with the built segments added."""
+        """Add the built segments, merge small ones (fast merge), write the TOC."""
         self._check_state()
-        finalsegments = _merge_small(self, self.segments)
-        if self._added:
-            finalsegments.append(self._finalize_segment())
-        else:
-            self._close_segment()
-        finalsegments.extend(self.extra_segments)
-        self._commit_toc(finalsegments)
+        self._close_segment()  # Whoosh's own (unused) new segment
+        segments = [s for s in [*self.segments, *self.extra_segments] if s.doc_count() > 0]
+        groups = [segments] if optimize and len(segments) > 1 else merge_mod.plan(segments)
+        for group in groups:
+            merged = merge_mod.merge_segments(self.storage, self.indexname, self.schema, group)
+            gone = {s.segid for s in group}
+            segments = [s for s in segments if s.segid not in gone]
+            if merged is not None:
+                segments.append(merged)
+        self._commit_toc(segments)
         self._finish()
-
-
-def _merge_small(writer: SegmentWriter, segments: list[Any]) -> list[Any]:
-    """Drop emptied segments and merge small ones once there are enough of them."""
-    live = [s for s in segments if s.deleted_count() < s.doc_count_all()]
-    small = [s for s in live if s.doc_count_all() < SMALL_SEGMENT_DOCS]
-    if len(small) < MERGE_AT:
-        return live
-    for seg in small:
-        reader = SegmentReader(writer.storage, writer.schema, seg)
-        writer.add_reader(reader)
-        reader.close()
-    return [s for s in live if s not in small]
 
 
 def _delete_ids(writer: SegmentWriter, ids: Iterable[str]) -> int:
@@ -168,23 +164,29 @@ def _delete_ids(writer: SegmentWriter, ids: Iterable[str]) -> int:
     return count
 
 
-def _commit(ix: FileIndex, segment: W3Segment | None, replace_ids: Iterable[str]) -> None:
-    writer = _Writer(ix)
+def _commit(
+    ix: FileIndex,
+    segment: W3Segment | None,
+    replace_ids: Iterable[str],
+    building: Iterable[str] = (),
+    optimize: bool = False,
+) -> None:
+    writer = _Writer(ix, building)
     try:
         _delete_ids(writer, replace_ids)
         if segment is not None:
             writer.extra_segments.append(segment)
-        writer.commit()
+        writer.commit(optimize=optimize)
     except BaseException:
         writer.cancel()
         raise
 
 
 def _build_segment(
-    storage: FileStorage, records: list[IndexRecord], compound: bool
+    storage: FileStorage, records: list[IndexRecord], compound: bool, segid: str | None = None
 ) -> tuple[W3Segment, list[str]]:
     """Analyse records and write them as one segment (runs in a worker process too)."""
-    builder = SegmentBuilder(storage, INDEX_NAME, schema_mod.build_schema())
+    builder = SegmentBuilder(storage, INDEX_NAME, schema_mod.build_schema(), segid=segid)
     try:
         prepared: dict[str, PreparedDocument] = {}
         for record in records:
@@ -198,9 +200,10 @@ def _build_segment(
         raise
 
 
-def _build_in_worker(args: tuple[str, list[IndexRecord], bool]) -> tuple[W3Segment, list[str]]:
-    path, records, compound = args
-    return _build_segment(FileStorage(path), records, compound)
+def _build_in_worker(
+    path: str, records: list[IndexRecord], segid: str
+) -> tuple[W3Segment, list[str]]:
+    return _build_segment(FileStorage(path), records, False, segid)
 
 
 def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRecord]]:
@@ -231,12 +234,20 @@ def index_documents(
         if procs > 1:
             ctx = multiprocessing.get_context("forkserver")
             with ctx.Pool(procs) as pool:
-                jobs = ((str(path), batch, False) for batch in batches)
-                for segment, ids in pool.imap(_build_in_worker, jobs):
-                    _commit(ix, segment, ids)
-                    written += len(ids)
-                    if progress:
-                        progress(written)
+                # At most procs + 1 batches in flight, so memory stays bounded.
+                pending: deque[tuple[str, Any]] = deque()
+                for batch in chain(batches, [None]):
+                    if batch is not None:
+                        segid = W3Segment._random_id()
+                        job = pool.apply_async(_build_in_worker, (str(path), batch, segid))
+                        pending.append((segid, job))
+                    while pending and (batch is None or len(pending) > procs):
+                        segid, job = pending.popleft()
+                        segment, ids = job.get()
+                        _commit(ix, segment, ids, building=[s for s, _ in pending])
+                        written += len(ids)
+                        if progress:
+                            progress(written)
         else:
             for batch in batches:
                 segment, ids = _build_segment(storage, batch, compound=len(batch) < 100)
@@ -260,6 +271,14 @@ def delete_documents(path: str | Path, ids: Iterable[str], *, timeout: float = L
             writer.cancel()
             raise
     return count
+
+
+def optimize(path: str | Path, *, timeout: float = LOCK_TIMEOUT) -> int:
+    """Merge every segment into one (drops deleted documents); return the segment count."""
+    ix = open_index(path)
+    with _locked(ix, timeout):
+        _commit(ix, None, (), optimize=True)
+    return len(open_index(path)._segments())
 
 
 def indexed_versions(path: str | Path) -> dict[str, str]:
