@@ -10,6 +10,7 @@ user may not open never contributes to a hit, a count, a facet or a snippet.
 from __future__ import annotations
 
 import heapq
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -40,7 +41,7 @@ class _State:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.generation = -2
+        self.generation: Any = None
         self.views: list[SegmentView] = []
         self.total_docs = 0
         self.total_length = 0
@@ -48,16 +49,23 @@ class _State:
 
     def refresh(self) -> None:
         storage = FileStorage(self.path)
-        generation = TOC._latest_generation(storage, INDEX_NAME)
+        latest = TOC._latest_generation(storage, INDEX_NAME)
+        # A rebuilt (wiped and recreated) index starts its generations again: the TOC file's
+        # identity tells a new generation 1 from the old one.
+        try:
+            stat = os.stat(os.path.join(self.path, f"_{INDEX_NAME}_{latest}.toc"))
+            generation: Any = (latest, stat.st_ino, stat.st_mtime_ns)
+        except OSError:
+            generation = (latest, 0, 0)
         if generation == self.generation:
             return
         with self.lock:
             if generation == self.generation:
                 return
             ix = open_index(self.path)
-            toc = TOC.read(storage, INDEX_NAME, gen=generation)
+            toc = TOC.read(storage, INDEX_NAME, gen=latest)
             views = [
-                SegmentView(SegmentReader(storage, ix.schema, seg, generation=generation))
+                SegmentView(SegmentReader(storage, ix.schema, seg, generation=latest))
                 for seg in toc.segments
             ]
             old = {v.segid for v in self.views} - {v.segid for v in views}
