@@ -23,7 +23,7 @@ from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Segment
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, FileIndex, clean_files
-from whoosh.util import now
+from whoosh.util import now, random_name
 from whoosh.writing import SegmentWriter
 
 from search_index import merge as merge_mod
@@ -126,6 +126,9 @@ class _Writer(SegmentWriter):
 
     def __init__(self, ix: FileIndex, building: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(ix, _lk=False, **kwargs)
+        # Whoosh destroys its temp directory when a writer finishes; builders in worker
+        # processes use the shared one, so this writer gets a private directory.
+        self._tempstorage = self.storage.temp_storage(f"{self.indexname}-{random_name(8)}.tmp")
         self.extra_segments: list[W3Segment] = []
         self.building = list(building)
 
