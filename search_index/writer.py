@@ -85,14 +85,12 @@ def create(path: str | Path) -> FileIndex:
 
 
 def recreate(path: str | Path) -> FileIndex:
-    """Wipe the directory and create an empty index marked as being rebuilt."""
+    """Wipe the directory and create an empty index with the current schema."""
     path = Path(path)
     if path.exists():
         with _locked(FileStorage(str(path)).open_index(INDEX_NAME) if _has_toc(path) else None):
             shutil.rmtree(path)
-    ix = create(path)
-    (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
-    return ix
+    return create(path)
 
 
 def _has_toc(path: Path) -> bool:
@@ -344,8 +342,7 @@ def rebuild(
     path = Path(path)
     if restart or index_status(path) in ("missing", "outdated"):
         recreate(path)
-    elif not (path / REBUILD_MARKER).exists():
-        (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
+    (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
     done = indexed_versions(path)
     seen: set[str] = set()
 
