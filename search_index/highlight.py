@@ -5,28 +5,46 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Mapping
 
 from search_index import analysis
 
 _WORD_RE = re.compile(r"[^\W_]+")
 #: Characters of a text scanned for matches (bounds the work for huge attachments).
-SCAN_CHARS = 200_000
+SCAN_CHARS = 100_000
 
 
-def _matches(text: str, exact: Collection[str], folded: Collection[str]) -> list[tuple[int, int]]:
+def _matches(
+    text: str, exact: Collection[str], folded: Collection[str]
+) -> list[tuple[int, int, str]]:
+    """Return ``(start, end, folded word)`` of every word of ``text`` the query matches.
+
+    Every matched word folds to a query word (exact forms fold too), so one C-level regex
+    scan of the folded text finds them; positions carry over because folding keeps lengths.
+    """
+    words = sorted({*folded, *(analysis.fold(w) for w in exact)}, key=len, reverse=True)
+    if not words:
+        return []
+    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, words)) + r")(?![^\W_])")
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        folded_text = analysis.fold(analysis.normalize(lowered))
+        if len(folded_text) == len(text):
+            return [(m.start(), m.end(), m.group()) for m in pattern.finditer(folded_text)]
+    # Rare letters whose lowercase or folded form changes length: go word by word.
     spans = []
-    for match in _WORD_RE.finditer(text):
-        token = analysis.normalize(match.group())
-        if token in exact or analysis.fold(token) in folded:
-            spans.append(match.span())
+    for m in _WORD_RE.finditer(text):
+        key = analysis.fold(analysis.normalize(m.group()))
+        if pattern.fullmatch(key):
+            spans.append((m.start(), m.end(), key))
     return spans
 
 
-def _mark(text: str, spans: list[tuple[int, int]], start: int, end: int) -> str:
+def _mark(text: str, spans: list[tuple[int, int, str]], start: int, end: int) -> str:
     out = []
     pos = start
-    for s, e in spans:
+    for s, e, _ in spans:
         if s < start or e > end:
             continue
         out.append(html.escape(text[pos:s]))
@@ -47,26 +65,46 @@ def fragments(
     exact: Collection[str],
     folded: Collection[str],
     *,
+    weights: Mapping[str, float] | None = None,
     size: int = 200,
     count: int = 2,
 ) -> list[str]:
-    """Return up to ``count`` HTML fragments of about ``size`` characters around matches."""
+    """Return up to ``count`` HTML fragments of about ``size`` characters around matches.
+
+    A window's worth is the summed ``weights`` (by folded word, default 1) of the distinct
+    words it holds, so rare words of a long question choose the fragment, not "của" or "và".
+    Words weighing nothing are not marked.
+    """
     text = unicodedata.normalize("NFC", text[:SCAN_CHARS])
     spans = _matches(text, exact, folded)
+    if weights is not None:
+        spans = [span for span in spans if weights.get(span[2], 0.0) > 0.0]
     if not spans:
         return []
-    # Score each window starting at a match by the number of distinct words it covers.
-    windows = []
-    for i, (start, _) in enumerate(spans):
-        words = set()
-        j = i
+
+    def weight(word: str) -> float:
+        return weights.get(word, 0.0) if weights is not None else 1.0
+
+    # Slide a window over the matches, tracking the distinct words inside it.
+    best: list[tuple[float, int, int]] = []
+    inside: Counter[str] = Counter()
+    value = 0.0
+    j = 0
+    for i, (start, _, _) in enumerate(spans):
         while j < len(spans) and spans[j][1] - start <= size:
-            words.add(analysis.fold(analysis.normalize(text[spans[j][0] : spans[j][1]])))
+            word = spans[j][2]
+            if not inside[word]:
+                value += weight(word)
+            inside[word] += 1
             j += 1
-        windows.append((len(words), j - i, -start, i, j))
-    windows.sort(reverse=True)
+        best.append((value, -start, i))
+        word = spans[i][2]
+        inside[word] -= 1
+        if not inside[word]:
+            value -= weight(word)
+    best.sort(reverse=True)
     chosen: list[tuple[int, int]] = []
-    for _, _, _, i, _end in windows:
+    for _, _, i in best:
         start = max(0, spans[i][0] - size // 4)
         end = min(len(text), start + size)
         if any(start < e and s < end for s, e in chosen):

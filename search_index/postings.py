@@ -8,6 +8,8 @@ documents costs microseconds instead of a Python step per document.
 from __future__ import annotations
 
 import io
+import mmap
+import os
 import pickle
 import struct
 import threading
@@ -18,6 +20,8 @@ from collections.abc import Hashable, Iterable
 from itertools import accumulate, compress, repeat
 from typing import Any
 
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.filedb.structfile import StructFile
 from whoosh.reading import SegmentReader
 from whoosh.system import pack_ushort
 
@@ -90,6 +94,26 @@ def members(mask: int, n: int) -> list[int]:
     return list(compress(range(n), mask.to_bytes(n, "little")))
 
 
+def _map_files(reader: SegmentReader) -> None:
+    """Read a segment's term and posting files through mmap (Whoosh seeks and reads)."""
+    segment = reader.segment()
+    storage = reader.storage()
+    if segment.is_compound() or not hasattr(storage, "_fpath"):
+        return  # compound segments are already read through mmap by Whoosh
+    terms = reader._terms
+    mapped = []
+    for ext in (W3Codec.TERMS_EXT, W3Codec.POSTS_EXT):
+        path = storage._fpath(segment.make_filename(ext))
+        if os.path.getsize(path) == 0:
+            return
+        with open(path, "rb") as handle:
+            mapped.append(StructFile(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
+    terms._dbfile.close()
+    terms._postfile.close()
+    terms._tindex.dbfile = terms._dbfile = mapped[0]
+    terms._postfile = mapped[1]
+
+
 class SegmentView:
     """Fast access to one segment's postings, lengths, columns and deletions."""
 
@@ -98,6 +122,7 @@ class SegmentView:
         self.segid: str = reader.segment().segment_id()
         self.n: int = reader.doc_count_all()
         terms = reader._terms
+        _map_files(reader)
         self._tindex = terms._tindex
         self._postfile = terms._postfile
         self._fieldmap: dict[str, int] = terms._fieldmap

@@ -24,6 +24,8 @@ _FIELD_RE = re.compile(r'(?<![^\W_])([^\W\d_]+):("[^"]*"|[^\s"]+)')
 _PHRASE_RE = re.compile(r'(?<![^\s(])(-?)"([^"]*)"')
 _NEGATED_RE = re.compile(r"(?<![^\s(])-([^\W_][^\s]*)")
 
+# Digits a bare number needs before it is also looked up as a number / legacy id prefix.
+_BARE_NUMBER_DIGITS = 3
 _NUMBER_FIELDS = {"so", "số", "sokyhieu", "number", "ma", "mã", "id"}
 _YEAR_FIELDS = {"nam", "năm", "year"}
 
@@ -115,6 +117,9 @@ def parse(text: str) -> ParsedQuery:
     rest = rest.replace('"', " ").replace("*", " ")
     query.notations += [analysis.notation_key(n) for n in analysis.find_notations(rest)]
     tokens = analysis.tokenize(rest)
+    # In a short query a bare number may start a number or legacy id ("488397-VBĐT").
+    if len(tokens) <= ALL_WORDS_UP_TO:
+        query.notations += [t for t in tokens if t.isdigit() and len(t) >= _BARE_NUMBER_DIGITS]
     positive = [tokens] + [toks for neg, toks in phrases if not neg]
     marked = any(analysis.has_marks(t) for toks in positive for t in toks)
 

@@ -36,9 +36,9 @@ IDENT_WEIGHT = 30.0
 #: Smallest idf: terms found in more than half of the documents hardly count.
 IDF_FLOOR = 1e-6
 #: Postings scored in full per query before common terms only re-score the best candidates.
-FULL_SCORING_POSTINGS = 150_000
+FULL_SCORING_POSTINGS = 30_000
 #: Candidates re-scored with the common terms (at least; 4 x the requested hits otherwise).
-MIN_CANDIDATES = 400
+MIN_CANDIDATES = 500
 #: Fields whose lengths make up a document's length.
 LENGTH_FIELDS = tuple(name + schema.EXACT_SUFFIX for name in FIELD_WEIGHTS)
 
@@ -78,14 +78,20 @@ def idf(total_docs: int, df: int) -> float:
 
 
 def doc_frequency(views: Sequence[SegmentView], group: Group) -> int:
-    """Count live documents holding the term in any of the group's fields."""
+    """Estimate the documents holding the term in any of the group's fields.
+
+    The largest field count per segment (from the term dictionary, no postings read): a term
+    of a title is nearly always in the body too, so this is close to the union and cheap.
+    Deleted documents still count until their segment is merged, as in Whoosh.
+    """
     df = 0
     for view in views:
-        mask = 0
+        best = 0
         for field, _ in group.fields:
-            if view.term_stats(field, group.term) is not None:
-                mask |= view.mask(field, group.term)
-        df += (mask & view.live).bit_count() if mask else 0
+            stats = view.term_stats(field, group.term)
+            if stats is not None and stats[0] > best:
+                best = stats[0]
+        df += best
     return df
 
 
@@ -133,18 +139,26 @@ def _add_group(
     scores: dict[int, float],
 ) -> None:
     """Add one group's score to every allowed document holding its term (full scoring)."""
-    freqs: dict[int, float] = {}
-    fget = freqs.get
+    lists = []
     for field, field_weight in group.fields:
         found = view.postings(field, group.term)
         if found is None:
             continue
         docs, tfs = found
         keep = bytes(map(allowed.__getitem__, docs))
-        if 1 not in keep:
-            continue
-        for doc, tf in zip(compress(docs, keep), compress(tfs, keep), strict=False):
-            freqs[doc] = fget(doc, 0.0) + field_weight * tf
+        if 1 in keep:
+            lists.append((len(docs), compress(docs, keep), compress(tfs, keep), field_weight))
+    if not lists:
+        return
+    # Weighted frequency per document: the longest list builds the dict in C, others add.
+    lists.sort(key=lambda item: -item[0])
+    _, docs_it, tfs_it, weight = lists[0]
+    tf_iter = tfs_it if weight == 1.0 else map(weight.__mul__, tfs_it)
+    freqs: dict[int, float] = dict(zip(docs_it, tf_iter, strict=False))
+    fget = freqs.get
+    for _, docs_it, tfs_it, weight in lists[1:]:
+        for doc, tf in zip(docs_it, tfs_it, strict=False):
+            freqs[doc] = fget(doc, 0) + weight * tf
     sget = scores.get
     if group.flat:
         for doc, f in freqs.items():
@@ -162,18 +176,30 @@ def _add_group_to(
     norms: array,
     scores: dict[int, float],
 ) -> None:
-    """Add one group's score to the given documents only (binary search in its postings)."""
+    """Add one group's score to the given documents only (sorted ``docs_wanted``)."""
     freqs = dict.fromkeys(docs_wanted, 0.0)
+    wanted_bytes: bytes | None = None
     for field, field_weight in group.fields:
         found = view.postings(field, group.term)
         if found is None:
             continue
         docs, tfs = found
         size = len(docs)
-        for doc in docs_wanted:
-            i = bisect_left(docs, doc)
-            if i < size and docs[i] == doc:
-                freqs[doc] += field_weight * tfs[i]
+        if size > 16 * len(docs_wanted):
+            # Long list: binary search for each wanted document.
+            for doc in docs_wanted:
+                i = bisect_left(docs, doc)
+                if i < size and docs[i] == doc:
+                    freqs[doc] += field_weight * tfs[i]
+            continue
+        if wanted_bytes is None:
+            marks = bytearray(view.n)
+            for doc in docs_wanted:
+                marks[doc] = 1
+            wanted_bytes = bytes(marks)
+        keep = bytes(map(wanted_bytes.__getitem__, docs))
+        for doc, tf in zip(compress(docs, keep), compress(tfs, keep), strict=False):
+            freqs[doc] += field_weight * tf
     for doc, f in freqs.items():
         if f:
             norm = K1 if group.flat else norms[doc]
@@ -212,7 +238,8 @@ def rank(
             _add_group(view, allowed[i], group, factor, norms[i], scores[i])
         spent += df
         position += 1
-    rest = order[position:]
+    # Terms in most documents (idf at the floor) cannot reorder candidates; skip them.
+    rest = [item for item in order[position:] if item[1] > IDF_FLOOR]
     best = heapq.nlargest(
         candidates if rest else wanted,
         ((score, i, doc) for i, seg in scores.items() for doc, score in seg.items()),

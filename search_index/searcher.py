@@ -223,7 +223,8 @@ def search(
         ranked = _by_date(views, finals, wanted)
     else:
         ranked = _by_relevance(state, views, finals, parsed, wanted)
-    hits = _hits(views, ranked[offset:wanted], parsed, load_text)
+    weights = _word_weights(state, views, parsed) if parsed.words else None
+    hits = _hits(views, ranked[offset:wanted], parsed, load_text, weights)
     return {"total": total, "hits": hits, "facets": facet_counts, "relaxed": relaxed}
 
 
@@ -296,14 +297,32 @@ def _by_relevance(
     return ranked
 
 
+def _word_weights(state: _State, views: list[SegmentView], parsed: ParsedQuery) -> dict[str, float]:
+    """Return the idf of each query word (folded), to pick and mark snippet words."""
+    total_docs = max(1, state.total_docs)
+    weights = {}
+    for term in parsed.words:
+        df = sum((_term_mask(view, term) & view.live).bit_count() for view in views)
+        weights[term.folded] = ranking.idf(total_docs, df) if df else 0.0
+    return weights
+
+
 def _hits(
     views: list[SegmentView],
     ranked: list[tuple],
     parsed: ParsedQuery,
     load_text: TextLoader | None,
+    weights: dict[str, float] | None,
 ) -> list[dict[str, Any]]:
-    exact = {t.exact for t in parsed.words if t.exact}
-    folded = {t.folded for t in parsed.words}
+    # Words in most documents (near-zero idf) are neither marked nor used to pick fragments,
+    # unless the query has nothing else.
+    if weights and max(weights.values()) > ranking.IDF_FLOOR:
+        weights = {w: v for w, v in weights.items() if v > ranking.IDF_FLOOR}
+        folded = set(weights)
+    else:
+        folded = {t.folded for t in parsed.words}
+        weights = None
+    exact = {t.exact for t in parsed.words if t.exact and t.folded in folded}
     hits = []
     for score, segnum, doc in ranked:
         stored = views[segnum].stored(doc)
@@ -319,7 +338,9 @@ def _hits(
                 "number": stored.get("number"),
                 "title": title,
                 "score": round(float(score), 4),
-                "highlights": highlight.fragments(text, exact, folded) if folded else [],
+                "highlights": (
+                    highlight.fragments(text, exact, folded, weights=weights) if folded else []
+                ),
                 "title_html": highlight.highlight_title(title, exact, folded),
                 "kind": stored.get("kind"),
                 "issued_on": stored.get("issued_on"),

@@ -23,7 +23,7 @@ from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Segment
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, FileIndex, clean_files
-from whoosh.util import now
+from whoosh.util import now, random_name
 from whoosh.writing import SegmentWriter
 
 from search_index import merge as merge_mod
@@ -85,14 +85,12 @@ def create(path: str | Path) -> FileIndex:
 
 
 def recreate(path: str | Path) -> FileIndex:
-    """Wipe the directory and create an empty index marked as being rebuilt."""
+    """Wipe the directory and create an empty index with the current schema."""
     path = Path(path)
     if path.exists():
         with _locked(FileStorage(str(path)).open_index(INDEX_NAME) if _has_toc(path) else None):
             shutil.rmtree(path)
-    ix = create(path)
-    (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
-    return ix
+    return create(path)
 
 
 def _has_toc(path: Path) -> bool:
@@ -126,6 +124,9 @@ class _Writer(SegmentWriter):
 
     def __init__(self, ix: FileIndex, building: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(ix, _lk=False, **kwargs)
+        # Whoosh destroys its temp directory when a writer finishes; builders in worker
+        # processes use the shared one, so this writer gets a private directory.
+        self._tempstorage = self.storage.temp_storage(f"{self.indexname}-{random_name(8)}.tmp")
         self.extra_segments: list[W3Segment] = []
         self.building = list(building)
 
@@ -341,8 +342,7 @@ def rebuild(
     path = Path(path)
     if restart or index_status(path) in ("missing", "outdated"):
         recreate(path)
-    elif not (path / REBUILD_MARKER).exists():
-        (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
+    (path / REBUILD_MARKER).write_text("1\n", encoding="ascii")
     done = indexed_versions(path)
     seen: set[str] = set()
 

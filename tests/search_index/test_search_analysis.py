@@ -1,0 +1,60 @@
+"""Vietnamese analysis: NFC/NFD, case, đ, tone placement, syllables, pairs, numbers."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from search_index import analysis
+
+
+def test_nfd_input_gives_the_same_tokens_as_nfc() -> None:
+    text = "Quyết định phê duyệt Đề án"
+    nfd = unicodedata.normalize("NFD", text)
+    assert nfd != text
+    assert analysis.tokenize(nfd) == analysis.tokenize(text) == [
+        "quyết",
+        "định",
+        "phê",
+        "duyệt",
+        "đề",
+        "án",
+    ]
+
+
+def test_short_syllables_and_common_words_are_kept() -> None:
+    # Whoosh's StandardAnalyzer would drop these (stop list, minimum length).
+    assert analysis.tokenize("Ý kiến về việc ở và a") == ["ý", "kiến", "về", "việc", "ở", "và", "a"]
+
+
+def test_folding_removes_marks_and_turns_d_stroke_into_d() -> None:
+    assert analysis.fold(analysis.normalize("Đường ĐIỆN lực Ưu Tiên")) == "duong dien luc uu tien"
+    assert analysis.fold_tokens(["đồng", "nghị"]) == ["dong", "nghi"]
+    assert analysis.has_marks("đường") and not analysis.has_marks("tin")
+
+
+def test_old_and_new_tone_placement_are_the_same_token() -> None:
+    assert analysis.tokenize("hóa đơn thủy lợi") == analysis.tokenize("hoá đơn thuỷ lợi")
+    # "qu" is a consonant: "quý" is written the same in both styles and must stay as is.
+    assert analysis.tokenize("quý") == ["quý"]
+
+
+def test_pairs_join_adjacent_syllables() -> None:
+    tokens = analysis.tokenize("văn bản quy phạm")
+    assert analysis.pairs(tokens) == ["văn_bản", "bản_quy", "quy_phạm"]
+    exact, folded, count = analysis.analyze("Văn bản văn bản")
+    assert count == 4
+    assert exact["văn"] == 2 and exact["văn_bản"] == 2 and exact["bản_văn"] == 1
+    assert folded["van_ban"] == 2 and "văn" not in folded
+
+
+def test_notation_keys_ignore_case_marks_and_separators() -> None:
+    key = analysis.notation_key("70/2018/NĐ-CP")
+    assert key == analysis.notation_key("70/2018/nd-cp") == "70.2018.nd.cp"
+    assert analysis.notation_terms("70/2018/NĐ-CP") == ["70", "70.2018", "70.2018.nd", "70.2018.nd.cp"]
+    assert analysis.notation_key("488397-VBĐT") == analysis.notation_key("488397-vbdt")
+
+
+def test_numbers_are_found_inside_queries() -> None:
+    found = analysis.find_notations("tìm 70/2018/ND-CP và 488397-VBĐT năm 2018")
+    assert found == ["70/2018/nd-cp", "488397-vbđt"]
+    assert analysis.find_notations("quyết định phê duyệt") == []
