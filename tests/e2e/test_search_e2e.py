@@ -9,17 +9,29 @@ from tests.e2e.conftest import login
 pytestmark = pytest.mark.e2e
 
 
-def test_records_manager_finds_a_migrated_document_typed_without_diacritics(
-    app, page, run_jobs
-):
+def test_records_manager_finds_a_migrated_document_typed_without_diacritics(app, page, run_jobs):
     migrated = Document(
-        direction="incoming", migrated=True, legacy_id="488397-VBĐT", legacy_system="VNPT iOffice",
-        notation="1532/QĐ-UBND", issuer="UBND tỉnh Đồng Nai", state="migrated", closed=True,
-        doc_type_name="Quyết định", status_text="Đã hoàn thành",
+        direction="incoming",
+        migrated=True,
+        legacy_id="488397-VBĐT",
+        legacy_system="VNPT iOffice",
+        notation="1532/QĐ-UBND",
+        issuer="UBND tỉnh Đồng Nai",
+        state="migrated",
+        closed=True,
+        doc_type_name="Quyết định",
+        status_text="Đã hoàn thành",
         subject="Quyết định phê duyệt kế hoạch phát triển thương mại điện tử năm 2019",
     ).save()
-    Document(direction="incoming", migrated=True, legacy_id="488398-VBĐT", state="migrated",
-             closed=True, subject="Báo cáo tình hình xuất nhập khẩu", issuer="Bộ Công Thương").save()
+    Document(
+        direction="incoming",
+        migrated=True,
+        legacy_id="488398-VBĐT",
+        state="migrated",
+        closed=True,
+        subject="Báo cáo tình hình xuất nhập khẩu",
+        issuer="Bộ Công Thương",
+    ).save()
     from jobs.search import rebuild
 
     rebuild()

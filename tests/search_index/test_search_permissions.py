@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_record
 
 from search_index import searcher
-
-from conftest import make_record
 
 FACETS = ["doc_type", "issuer", "unit", "state", "direction", "year", "migrated"]
 
@@ -18,7 +17,9 @@ def archive(tmp_path: Path) -> Path:
     from search_index import writer
 
     docs = [
-        make_record("public", "Kế hoạch phòng chống thiên tai", "kế hoạch chung", principals=["all"]),
+        make_record(
+            "public", "Kế hoạch phòng chống thiên tai", "kế hoạch chung", principals=["all"]
+        ),
         make_record(
             "unit-a",
             "Kế hoạch tuyển dụng phòng Tổ chức",

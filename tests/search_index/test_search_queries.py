@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_record
 
 from search_index import query, searcher
 from search_index.errors import SearchQueryError
-
-from conftest import make_record
 
 
 @pytest.fixture
@@ -60,9 +59,7 @@ def test_long_question_under_the_limit_uses_a_bounded_number_of_words() -> None:
     assert len(parsed.words) == query.MAX_WORDS
 
 
-@pytest.mark.parametrize(
-    "text", ['"phê duyệt dự toán', 'dự toán"', '"dự toán" "', "phê (duyệt"]
-)
+@pytest.mark.parametrize("text", ['"phê duyệt dự toán', 'dự toán"', '"dự toán" "', "phê (duyệt"])
 def test_unbalanced_quotes_and_brackets_still_search(path: Path, text: str) -> None:
     result = _search(path, text)
     assert result["hits"] and result["hits"][0]["id"] in {"d1", "d2"}

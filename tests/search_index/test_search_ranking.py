@@ -7,10 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import make_record
 
 from search_index import searcher
-
-from conftest import make_record
 
 
 @pytest.fixture
@@ -79,8 +78,16 @@ def test_nfd_and_nfc_queries_give_the_same_hits(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["70/2018/NĐ-CP", "70/2018/ND-CP", "70/2018/nd-cp", "70/2018", "so:70/2018", "488397-VBĐT",
-     "488397-VBDT", "488397"],
+    [
+        "70/2018/NĐ-CP",
+        "70/2018/ND-CP",
+        "70/2018/nd-cp",
+        "70/2018",
+        "so:70/2018",
+        "488397-VBĐT",
+        "488397-VBDT",
+        "488397",
+    ],
 )
 def test_numbers_and_legacy_ids_find_their_document_first(path: Path, text: str) -> None:
     assert _ids(path, text)[0] == "nd70"
@@ -96,10 +103,12 @@ def test_highlights_mark_matches_and_escape_html(tmp_path: Path) -> None:
     assert "&amp;" in hit["highlights"][0]
     assert hit["title_html"] == "Tờ trình &lt;b&gt;<mark>mới</mark>&lt;/b&gt;"
     texts = {"x": "Văn bản đầy đủ: đề nghị phê duyệt nhân sự"}
-    loaded = searcher.search(
-        tmp_path / "ix", "phê duyệt", principals=["all"], load_text=texts.get
-    )["hits"][0]
-    assert loaded["highlights"] == ["Văn bản đầy đủ: đề nghị <mark>phê</mark> <mark>duyệt</mark> nhân sự"]
+    loaded = searcher.search(tmp_path / "ix", "phê duyệt", principals=["all"], load_text=texts.get)[
+        "hits"
+    ][0]
+    assert loaded["highlights"] == [
+        "Văn bản đầy đủ: đề nghị <mark>phê</mark> <mark>duyệt</mark> nhân sự"
+    ]
 
 
 def test_sort_by_date_puts_recent_documents_first(path: Path) -> None:

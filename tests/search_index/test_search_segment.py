@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import make_record
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Term
 
 from search_index import document, writer
 from search_index.schema import build_schema
 from search_index.segment import BLOCK_LIMIT, INLINE_LIMIT, SegmentBuilder
-
-from conftest import make_record
 
 LONG = " ".join(f"điều {i} quy định về hồ sơ lưu trữ" for i in range(200))
 
@@ -91,7 +90,7 @@ def test_merge_keeps_postings_and_drops_deleted_documents(tmp_path: Path) -> Non
     ids = writer.indexed_versions(path)
     assert len(ids) == 38 and "r0" not in ids and "many5" not in ids
     assert {k: len(v) for k, v in after.items()} == {k: len(v) for k, v in before.items() if v}
-    assert after["title_f", "phe_duyet".encode()] == [(_docnum(path, "solo"), 1.0)]
+    assert after["title_f", b"phe_duyet"] == [(_docnum(path, "solo"), 1.0)]
 
 
 def _docnum(path: Path, doc_id: str) -> int:

@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import make_record
 
 from search_index import schema, searcher, writer
 from search_index.errors import IndexBusyError, IndexMissingError, IndexOutdatedError
-
-from conftest import make_record
 
 
 def _ids(path: Path, query: str) -> list[str]:
@@ -93,7 +92,9 @@ def test_rebuild_resumes_after_a_crash(tmp_path: Path) -> None:
     written = writer.rebuild(path, [*records[1:], make_record("new", "Mới")], batch_size=3)
     assert written == 7  # d6..d11 and "new"; d1..d5 were already current
     assert writer.index_status(path) == "ok"
-    assert sorted(writer.indexed_versions(path)) == sorted([f"d{i}" for i in range(1, 12)] + ["new"])
+    assert sorted(writer.indexed_versions(path)) == sorted(
+        [f"d{i}" for i in range(1, 12)] + ["new"]
+    )
 
 
 def test_a_held_lock_makes_writers_give_up_with_a_message(tmp_path: Path) -> None:
