@@ -2,7 +2,7 @@
 
 Only one writer works at a time: every write takes Whoosh's file lock (with a timeout) for its
 whole duration and commits synchronously. Nothing here buffers writes in a thread (never
-``AsyncWriter``: an RQ work-horse exits with ``os._exit`` and would lose them).
+Whoosh's asynchronous writer: an RQ work-horse exits with ``os._exit`` and would lose them).
 """
 
 from __future__ import annotations
