@@ -115,4 +115,23 @@ def test_worker_processes_build_batches_without_losing_any(tmp_path: Path) -> No
     records = [make_record(f"d{i}", f"Quyết định {i}", "nội dung " * 50) for i in range(40)]
     assert writer.index_documents(path, records, batch_size=5, procs=2) == 40
     assert len(writer.indexed_versions(path)) == 40
-    assert searcher.search(path, "quyết định", principals=["all"])["total"] == 40
+    result = searcher.search(path, "quyết định", principals=["all"], facets=["doc_type"])
+    assert result["total"] == 40
+    assert result["facets"]["doc_type"] == [{"value": "Công văn", "count": 40}]
+
+
+def test_searches_see_a_recreated_index_at_the_same_generation(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    writer.index_documents(path, [make_record("old", "Lưu trữ hồ sơ cũ")])
+    assert _ids(path, "hồ sơ") == ["old"]
+    writer.recreate(path)
+    writer.index_documents(path, [make_record("new", "Lưu trữ hồ sơ mới")])
+    assert _ids(path, "hồ sơ") == ["new"]
+
+
+def test_deleted_documents_do_not_break_scoring(tmp_path: Path) -> None:
+    path = tmp_path / "ix"
+    writer.index_documents(path, [make_record(f"d{i}", "Báo cáo tổng kết") for i in range(3)])
+    writer.index_documents(path, [make_record("d0", "Báo cáo tổng kết năm", updated_at="v2")])
+    writer.delete_documents(path, ["d1", "d2"])
+    assert _ids(path, "báo cáo tổng kết") == ["d0"]
