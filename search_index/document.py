@@ -67,6 +67,16 @@ class _AnalysisCache:
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._items: OrderedDict[str, tuple[Counter[str], Counter[str], int]] = OrderedDict()
+        self._snippets: OrderedDict[str, bytes] = OrderedDict()
+
+    def snippet(self, text: str) -> bytes:
+        """Return the compressed snippet of ``text`` (reused for identical texts)."""
+        hit = self._snippets.get(text)
+        if hit is None:
+            hit = self._snippets[text] = compress_snippet(text)
+            if len(self._snippets) > self.size:
+                self._snippets.popitem(last=False)
+        return hit
 
     def analyze(self, text: str) -> tuple[Counter[str], Counter[str], int]:
         """Return exact counts, folded counts and token count of ``text``."""
@@ -162,7 +172,7 @@ def prepare(record: IndexRecord) -> PreparedDocument:
         "title": title,
         "issued_on": issued_on.isoformat() if isinstance(issued_on, date) else issued_on,
         "updated_at": version_of(record.get("updated_at")),
-        schema.SNIPPET: compress_snippet(text) if text else None,
+        schema.SNIPPET: _cache.snippet(text) if text else None,
     }
     prepared.columns = {
         "date_key": _date_key(issued_on),

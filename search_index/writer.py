@@ -41,6 +41,9 @@ LOCK_TIMEOUT = 60.0
 BATCH_SIZE = 5000
 REBUILD_MARKER = "REBUILD_IN_PROGRESS"
 
+#: Statistics of the last index_documents call in this process (for logs and benchmarks).
+STATS: dict[str, float] = {"worker_cpu_s": 0.0}
+
 Status = Literal["missing", "outdated", "rebuilding", "ok"]
 Progress = Callable[[int], None]
 
@@ -203,8 +206,10 @@ def _build_segment(
 
 def _build_in_worker(
     path: str, records: list[IndexRecord], segid: str
-) -> tuple[W3Segment, list[str]]:
-    return _build_segment(FileStorage(path), records, False, segid)
+) -> tuple[W3Segment, list[str], float]:
+    started = time.process_time()
+    segment, ids = _build_segment(FileStorage(path), records, False, segid)
+    return segment, ids, time.process_time() - started
 
 
 def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRecord]]:
@@ -230,6 +235,7 @@ def index_documents(
     ix = open_or_create(path)
     storage = ix.storage
     written = 0
+    STATS["worker_cpu_s"] = 0.0
     with _locked(ix, timeout):
         batches = _batches(records, batch_size)
         if procs > 1:
@@ -244,7 +250,8 @@ def index_documents(
                         pending.append((segid, job))
                     while pending and (batch is None or len(pending) > procs):
                         segid, job = pending.popleft()
-                        segment, ids = job.get()
+                        segment, ids, cpu = job.get()
+                        STATS["worker_cpu_s"] += cpu
                         _commit(ix, segment, ids, building=[s for s, _ in pending])
                         written += len(ids)
                         if progress:
@@ -256,7 +263,12 @@ def index_documents(
                 written += len(ids)
                 if progress:
                     progress(written)
-    log.info("search index: wrote %d records to %s", written, path)
+    log.info(
+        "search index: wrote %d records to %s (worker cpu %.1f s)",
+        written,
+        path,
+        STATS["worker_cpu_s"],
+    )
     return written
 
 
