@@ -91,22 +91,20 @@ def recreate(path: str | Path) -> FileIndex:
     """Wipe the directory and create an empty index with the current schema."""
     path = Path(path)
     if path.exists():
-        with _locked(FileStorage(str(path)).open_index(INDEX_NAME) if _has_toc(path) else None):
-            shutil.rmtree(path)
+        # Lock through the storage: an outdated TOC may not even unpickle any more.
+        with _locked(FileStorage(str(path))):
+            for child in path.iterdir():
+                if child.name != f"{INDEX_NAME}_WRITELOCK":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            return create(path)
     return create(path)
 
 
-def _has_toc(path: Path) -> bool:
-    return whoosh_index.exists_in(str(path), indexname=INDEX_NAME)
-
-
 @contextmanager
-def _locked(ix: FileIndex | None, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def _locked(target: FileIndex | FileStorage, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the index write lock, waiting at most ``timeout`` seconds for it."""
-    if ix is None:
-        yield
-        return
-    lock = ix.lock("WRITELOCK")
+    storage = target.storage if isinstance(target, FileIndex) else target
+    lock = storage.lock(f"{INDEX_NAME}_WRITELOCK")
     deadline = now() + timeout
     while not lock.acquire(blocking=False):
         if now() >= deadline:
