@@ -219,11 +219,17 @@ def main() -> None:
             path, replicas(docs, args.docs), restart=True, procs=args.procs, batch_size=args.batch
         )
         wall = time.perf_counter() - start
+        used = cpu_times() - cpu + writer.STATS["worker_cpu_s"]
         print(
             f"index {done} docs: {wall:.0f}s wall ({done / wall:.0f} docs/s),"
-            f" cpu {cpu_times() - cpu:.0f}s, procs={args.procs}",
+            f" {used:.0f} cpu-s in all processes ({done / used:.0f} docs per cpu-second),"
+            f" procs={args.procs}, load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    if args.optimize:
+        start = time.perf_counter()
+        writer.optimize(path)
+        print(f"optimize (merge all segments): {time.perf_counter() - start:.0f}s", flush=True)
     size = du(path)
     segments = len(list(path.glob("*.trm"))) + len(list(path.glob("*.seg")))
     print(
