@@ -12,7 +12,7 @@ from search_index.errors import (
     SearchIndexError,
     SearchQueryError,
 )
-from search_index.searcher import search
+from search_index.searcher import search, warm
 from search_index.writer import (
     Drift,
     check,
@@ -45,4 +45,5 @@ __all__ = [
     "recreate",
     "search",
     "version_of",
+    "warm",
 ]

@@ -35,6 +35,20 @@ MAX_FACET_VALUES = 50
 # Facets with at most this many values are counted value by value (a fast byte scan each).
 FEW_VALUES = 12
 
+# The "migrated" facet holds "yes"/"no"; query strings may say it other ways.
+_YES_NO = {
+    "1": "yes",
+    "true": "yes",
+    "yes": "yes",
+    "on": "yes",
+    "có": "yes",
+    "0": "no",
+    "false": "no",
+    "no": "no",
+    "off": "no",
+    "không": "no",
+}
+
 Sort = Literal["relevance", "date"]
 TextLoader = Callable[[str], str | None]
 
@@ -172,6 +186,8 @@ def _clean_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
         for item in values:
             if isinstance(item, bool):
                 strings.append("yes" if item else "no")
+            elif name == "migrated" and str(item).lower() in _YES_NO:
+                strings.append(_YES_NO[str(item).lower()])
             else:
                 strings.append(str(item))
         cleaned[name] = strings
@@ -367,3 +383,19 @@ def _hits(
             }
         )
     return hits
+
+
+def warm(path: str | Path) -> None:
+    """Load per-segment data every search needs (lengths, dates, facets, public documents).
+
+    Call it once when a process starts (or after a rebuild) so the first user does not pay
+    for it; searches work without it.
+    """
+    state = _state(path)
+    average = state.total_length / max(1, state.total_docs)
+    for view in state.views:
+        ranking.length_norms(view, average)
+        view.date_keys()
+        _visible_mask(view, ("all",), 0)
+        for name in schema.FACET_FIELDS:
+            view.value_column(name)

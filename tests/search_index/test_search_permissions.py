@@ -115,3 +115,9 @@ def test_pages_are_exact_under_permissions(archive: Path) -> None:
     assert first["total"] == second["total"] == 3
     ids = [h["id"] for h in first["hits"] + second["hits"]]
     assert sorted(ids) == ["public", "secret", "unit-a"]
+
+
+def test_warming_changes_no_result(archive: Path) -> None:
+    before = _run(archive, ["unit:a"], 2)
+    searcher.warm(archive)
+    assert _run(archive, ["unit:a"], 2) == before

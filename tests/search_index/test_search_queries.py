@@ -111,6 +111,9 @@ def test_filters_narrow_and_facets_count(path: Path) -> None:
     years = {f["value"]: f["count"] for f in everything["facets"]["year"]}
     assert years == {"2024": 2, "2023": 1}
     assert _search(path, "", filters={"migrated": False})["total"] == 3
+    assert _search(path, "", filters={"migrated": "false"})["total"] == 3
+    assert _search(path, "", filters={"migrated": "1"})["total"] == 0
+    assert _search(path, "", filters={"year": 2023})["total"] == 1
 
 
 def test_all_words_are_required_for_short_queries_with_a_relaxed_fallback(path: Path) -> None:
