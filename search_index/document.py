@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
 from search_index import analysis, schema
@@ -53,10 +53,19 @@ class PreparedDocument:
 
 
 def version_of(updated_at: datetime | date | str | None) -> str:
-    """Return the version string recorded for a record (compare it with indexed_versions)."""
+    """Return the version string recorded for a record (compare it with indexed_versions).
+
+    Datetimes are taken in UTC without zone and to the millisecond, as MongoDB stores them,
+    so a value read back from the database gives the same version as the one just saved.
+    """
     if updated_at is None:
         return ""
-    if isinstance(updated_at, datetime | date):
+    if isinstance(updated_at, datetime):
+        if updated_at.tzinfo is not None:
+            updated_at = updated_at.astimezone(UTC).replace(tzinfo=None)
+        updated_at = updated_at.replace(microsecond=updated_at.microsecond // 1000 * 1000)
+        return updated_at.isoformat(timespec="milliseconds")
+    if isinstance(updated_at, date):
         return updated_at.isoformat()
     return str(updated_at)
 

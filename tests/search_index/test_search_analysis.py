@@ -11,14 +11,18 @@ def test_nfd_input_gives_the_same_tokens_as_nfc() -> None:
     text = "Quyết định phê duyệt Đề án"
     nfd = unicodedata.normalize("NFD", text)
     assert nfd != text
-    assert analysis.tokenize(nfd) == analysis.tokenize(text) == [
-        "quyết",
-        "định",
-        "phê",
-        "duyệt",
-        "đề",
-        "án",
-    ]
+    assert (
+        analysis.tokenize(nfd)
+        == analysis.tokenize(text)
+        == [
+            "quyết",
+            "định",
+            "phê",
+            "duyệt",
+            "đề",
+            "án",
+        ]
+    )
 
 
 def test_short_syllables_and_common_words_are_kept() -> None:
@@ -50,7 +54,12 @@ def test_pairs_join_adjacent_syllables() -> None:
 def test_notation_keys_ignore_case_marks_and_separators() -> None:
     key = analysis.notation_key("70/2018/NĐ-CP")
     assert key == analysis.notation_key("70/2018/nd-cp") == "70.2018.nd.cp"
-    assert analysis.notation_terms("70/2018/NĐ-CP") == ["70", "70.2018", "70.2018.nd", "70.2018.nd.cp"]
+    assert analysis.notation_terms("70/2018/NĐ-CP") == [
+        "70",
+        "70.2018",
+        "70.2018.nd",
+        "70.2018.nd.cp",
+    ]
     assert analysis.notation_key("488397-VBĐT") == analysis.notation_key("488397-vbdt")
 
 

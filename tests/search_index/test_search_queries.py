@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from search_index import query, searcher
 from search_index.errors import SearchQueryError
 
-from conftest import make_record
-
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
+def path(tmp_path: Path, record: Callable[..., Any]) -> Path:
     from search_index import writer
 
     docs = [
-        make_record(
+        record(
             "d1",
             "Quyết định phê duyệt dự toán",
             "phê duyệt dự toán ngân sách 2024",
             doc_type="Quyết định",
         ),
-        make_record("d2", "Công văn về dự toán", "đề nghị điều chỉnh dự toán", doc_type="Công văn"),
-        make_record("d3", "Thông báo nghỉ lễ", "nghỉ lễ quốc khánh", year=2023),
+        record("d2", "Công văn về dự toán", "đề nghị điều chỉnh dự toán", doc_type="Công văn"),
+        record("d3", "Thông báo nghỉ lễ", "nghỉ lễ quốc khánh", year=2023),
     ]
     path = tmp_path / "ix"
     writer.index_documents(path, docs)
@@ -60,9 +60,7 @@ def test_long_question_under_the_limit_uses_a_bounded_number_of_words() -> None:
     assert len(parsed.words) == query.MAX_WORDS
 
 
-@pytest.mark.parametrize(
-    "text", ['"phê duyệt dự toán', 'dự toán"', '"dự toán" "', "phê (duyệt"]
-)
+@pytest.mark.parametrize("text", ['"phê duyệt dự toán', 'dự toán"', '"dự toán" "', "phê (duyệt"])
 def test_unbalanced_quotes_and_brackets_still_search(path: Path, text: str) -> None:
     result = _search(path, text)
     assert result["hits"] and result["hits"][0]["id"] in {"d1", "d2"}

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from search_index import searcher
 
-from conftest import make_record
-
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
+def path(tmp_path: Path, record: Callable[..., Any]) -> Path:
     from search_index import writer
 
     docs = [
-        make_record("ban-do", "Bản đồ địa giới hành chính", "bản đồ tỷ lệ 1:10.000"),
-        make_record("ban-hang", "Quy định bán hàng lưu động", "bán hàng tại chợ"),
-        make_record("ban-bien-tap", "Thành lập Ban biên tập", "ban biên tập tập san"),
-        make_record("duong", "Đường giao thông nông thôn", "đường liên xã"),
-        make_record(
+        record("ban-do", "Bản đồ địa giới hành chính", "bản đồ tỷ lệ 1:10.000"),
+        record("ban-hang", "Quy định bán hàng lưu động", "bán hàng tại chợ"),
+        record("ban-bien-tap", "Thành lập Ban biên tập", "ban biên tập tập san"),
+        record("duong", "Đường giao thông nông thôn", "đường liên xã"),
+        record(
             "nd70",
             "Nghị định quy định về quản lý văn bản",
             "số 70/2018/NĐ-CP ngày 15 tháng 5",
@@ -30,14 +30,14 @@ def path(tmp_path: Path) -> Path:
             legacy_id="488397-VBĐT",
             issued_on=date(2018, 5, 15),
         ),
-        make_record(
+        record(
             "nd71",
             "Nghị định sửa đổi",
             "sửa đổi Nghị định số 70/2018/NĐ-CP về văn bản",
             number="71/2018/NĐ-CP",
             issued_on=date(2018, 6, 1),
         ),
-        make_record(
+        record(
             "qd",
             "Quyết định phê duyệt kế hoạch",
             "phê duyệt kế hoạch năm",
@@ -79,27 +79,39 @@ def test_nfd_and_nfc_queries_give_the_same_hits(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["70/2018/NĐ-CP", "70/2018/ND-CP", "70/2018/nd-cp", "70/2018", "so:70/2018", "488397-VBĐT",
-     "488397-VBDT", "488397"],
+    [
+        "70/2018/NĐ-CP",
+        "70/2018/ND-CP",
+        "70/2018/nd-cp",
+        "70/2018",
+        "so:70/2018",
+        "488397-VBĐT",
+        "488397-VBDT",
+        "488397",
+    ],
 )
 def test_numbers_and_legacy_ids_find_their_document_first(path: Path, text: str) -> None:
     assert _ids(path, text)[0] == "nd70"
 
 
-def test_highlights_mark_matches_and_escape_html(tmp_path: Path) -> None:
+def test_highlights_mark_matches_and_escape_html(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     from search_index import writer
 
-    doc = make_record("x", "Tờ trình <b>mới</b>", "Đề nghị phê duyệt kinh phí & nhân sự")
+    doc = record("x", "Tờ trình <b>mới</b>", "Đề nghị phê duyệt kinh phí & nhân sự")
     writer.index_documents(tmp_path / "ix", [doc])
     hit = searcher.search(tmp_path / "ix", "phe duyet moi", principals=["all"])["hits"][0]
     assert "<mark>phê</mark> <mark>duyệt</mark>" in hit["highlights"][0]
     assert "&amp;" in hit["highlights"][0]
     assert hit["title_html"] == "Tờ trình &lt;b&gt;<mark>mới</mark>&lt;/b&gt;"
     texts = {"x": "Văn bản đầy đủ: đề nghị phê duyệt nhân sự"}
-    loaded = searcher.search(
-        tmp_path / "ix", "phê duyệt", principals=["all"], load_text=texts.get
-    )["hits"][0]
-    assert loaded["highlights"] == ["Văn bản đầy đủ: đề nghị <mark>phê</mark> <mark>duyệt</mark> nhân sự"]
+    loaded = searcher.search(tmp_path / "ix", "phê duyệt", principals=["all"], load_text=texts.get)[
+        "hits"
+    ][0]
+    assert loaded["highlights"] == [
+        "Văn bản đầy đủ: đề nghị <mark>phê</mark> <mark>duyệt</mark> nhân sự"
+    ]
 
 
 def test_sort_by_date_puts_recent_documents_first(path: Path) -> None:
