@@ -350,9 +350,10 @@ def _hits(
     load_text: TextLoader | None,
     weights: dict[str, float] | None,
 ) -> list[dict[str, Any]]:
-    # Words in most documents (near-zero idf) are neither marked nor used to pick fragments,
-    # unless the query has nothing else.
-    if weights and max(weights.values()) > ranking.IDF_FLOOR:
+    # In long questions, words found in most documents (near-zero idf) are neither marked nor
+    # used to pick fragments; short queries mark every word.
+    long_query = len(parsed.words) > query_mod.ALL_WORDS_UP_TO
+    if long_query and weights and max(weights.values()) > ranking.IDF_FLOOR:
         weights = {w: v for w, v in weights.items() if v > ranking.IDF_FLOOR}
         folded = set(weights)
     else:

@@ -124,3 +124,14 @@ def test_hits_carry_the_api_fields(path: Path) -> None:
     assert {"id", "legacy_id", "number", "title", "score", "highlights"} <= hit.keys()
     assert (hit["number"], hit["legacy_id"]) == ("70/2018/NĐ-CP", "488397-VBĐT")
     assert hit["score"] > 0
+
+
+def test_snippet_falls_back_to_the_opening_when_the_body_has_no_match(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    from search_index import writer
+
+    writer.index_documents(tmp_path / "ix", [record("x", "Kế hoạch năm", "Nội dung <đầu> " * 40)])
+    hit = searcher.search(tmp_path / "ix", "kế hoạch", principals=["all"])["hits"][0]
+    assert hit["highlights"][0].startswith("Nội dung &lt;đầu&gt; Nội dung")
+    assert "<mark>" in hit["title_html"]
