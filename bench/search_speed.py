@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--fts5-docs", type=int, default=0, help="default: same as --docs")
     parser.add_argument("--no-fts5", action="store_true")
     parser.add_argument("--no-fresh", action="store_true")
+    parser.add_argument("--optimize", action="store_true", help="merge into one segment first")
     args = parser.parse_args()
 
     docs = load_documents()
@@ -184,21 +185,27 @@ def main() -> None:
             tmp, (to_record(d) for d in fresh), restart=True, procs=args.procs, batch_size=500
         )
         wall = time.perf_counter() - start
+        used = cpu_times() - cpu + writer.STATS["worker_cpu_s"]
         print(
             f"fresh (every text analysed): {len(fresh)} docs, {chars / len(fresh):.0f} chars/doc,"
-            f" {len(fresh) / wall:.0f} docs/s wall, {chars / wall / 1e6:.2f} Mchars/s,"
-            f" cpu {cpu_times() - cpu:.0f}s",
+            f" {len(fresh) / wall:.0f} docs/s wall, {chars / wall / 1e6:.2f} Mchars/s;"
+            f" {len(fresh) / used:.0f} docs per cpu-second ({used:.0f} cpu-s)",
             flush=True,
         )
         shutil.rmtree(tmp, ignore_errors=True)
         short = [dict(d, text=d["text"][:2000]) for d in docs[:2000]]
         tmp = Path(tempfile.mkdtemp(prefix="search-short-"))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_times()
         writer.rebuild(
             tmp, (to_record(d) for d in short), restart=True, procs=args.procs, batch_size=1000
         )
         wall = time.perf_counter() - start
-        print(f"fresh, bodies cut to 2,000 chars: {len(short) / wall:.0f} docs/s", flush=True)
+        used = cpu_times() - cpu + writer.STATS["worker_cpu_s"]
+        print(
+            f"fresh, bodies cut to 2,000 chars: {len(short) / wall:.0f} docs/s wall,"
+            f" {len(short) / used:.0f} docs per cpu-second",
+            flush=True,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
         print(
             f"naive Whoosh (regex + pair field), full texts: {naive_whoosh(docs[:300]):.0f}"
@@ -212,11 +219,17 @@ def main() -> None:
             path, replicas(docs, args.docs), restart=True, procs=args.procs, batch_size=args.batch
         )
         wall = time.perf_counter() - start
+        used = cpu_times() - cpu + writer.STATS["worker_cpu_s"]
         print(
             f"index {done} docs: {wall:.0f}s wall ({done / wall:.0f} docs/s),"
-            f" cpu {cpu_times() - cpu:.0f}s, procs={args.procs}",
+            f" {used:.0f} cpu-s in all processes ({done / used:.0f} docs per cpu-second),"
+            f" procs={args.procs}, load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    if args.optimize:
+        start = time.perf_counter()
+        writer.optimize(path)
+        print(f"optimize (merge all segments): {time.perf_counter() - start:.0f}s", flush=True)
     size = du(path)
     segments = len(list(path.glob("*.trm"))) + len(list(path.glob("*.seg")))
     print(

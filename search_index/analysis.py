@@ -74,11 +74,31 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(normalize(text))
 
 
+class _Memo(dict[str, str]):
+    """Token -> transformed token, computed once per distinct token (a C-level lookup after)."""
+
+    def __init__(self, transform: object) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def __missing__(self, token: str) -> str:
+        if len(self) > 1_000_000:  # bound memory on pathological input
+            self.clear()
+        value = self[token] = self.transform(token)  # type: ignore[operator]
+        return value
+
+
+def _canonical_tone(token: str) -> str:
+    return _TONE_RE.sub(lambda m: _TONE_MOVES[m.group()], token)
+
+
+_TONE_MEMO = _Memo(_canonical_tone)
+_FOLD_MEMO = _Memo(fold)
+
+
 def fold_tokens(tokens: list[str]) -> list[str]:
-    """Fold a list of normalized tokens in one C-level pass (keeps alignment)."""
-    if not tokens:
-        return []
-    return "\x00".join(tokens).translate(_FOLD_TABLE).split("\x00")
+    """Fold a list of normalized tokens (keeps alignment)."""
+    return list(map(_FOLD_MEMO.__getitem__, tokens))
 
 
 def pairs(tokens: list[str]) -> list[str]:
@@ -100,7 +120,9 @@ def term_counts(tokens: list[str]) -> Counter[str]:
 
 def analyze(text: str) -> tuple[Counter[str], Counter[str], int]:
     """Return exact and folded term counts (unigrams + pairs) and the token count."""
-    tokens = tokenize(text)
+    # Same tokens as tokenize(), with tone placement fixed per distinct token (memoized).
+    lowered = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
+    tokens = list(map(_TONE_MEMO.__getitem__, _TOKEN_RE.findall(lowered)))
     return term_counts(tokens), term_counts(fold_tokens(tokens)), len(tokens)
 
 

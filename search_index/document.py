@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
 from search_index import analysis, schema
@@ -53,10 +53,19 @@ class PreparedDocument:
 
 
 def version_of(updated_at: datetime | date | str | None) -> str:
-    """Return the version string recorded for a record (compare it with indexed_versions)."""
+    """Return the version string recorded for a record (compare it with indexed_versions).
+
+    Datetimes are taken in UTC without zone and to the millisecond, as MongoDB stores them,
+    so a value read back from the database gives the same version as the one just saved.
+    """
     if updated_at is None:
         return ""
-    if isinstance(updated_at, datetime | date):
+    if isinstance(updated_at, datetime):
+        if updated_at.tzinfo is not None:
+            updated_at = updated_at.astimezone(UTC).replace(tzinfo=None)
+        updated_at = updated_at.replace(microsecond=updated_at.microsecond // 1000 * 1000)
+        return updated_at.isoformat(timespec="milliseconds")
+    if isinstance(updated_at, date):
         return updated_at.isoformat()
     return str(updated_at)
 
@@ -67,6 +76,16 @@ class _AnalysisCache:
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._items: OrderedDict[str, tuple[Counter[str], Counter[str], int]] = OrderedDict()
+        self._snippets: OrderedDict[str, bytes] = OrderedDict()
+
+    def snippet(self, text: str) -> bytes:
+        """Return the compressed snippet of ``text`` (reused for identical texts)."""
+        hit = self._snippets.get(text)
+        if hit is None:
+            hit = self._snippets[text] = compress_snippet(text)
+            if len(self._snippets) > self.size:
+                self._snippets.popitem(last=False)
+        return hit
 
     def analyze(self, text: str) -> tuple[Counter[str], Counter[str], int]:
         """Return exact counts, folded counts and token count of ``text``."""
@@ -162,7 +181,7 @@ def prepare(record: IndexRecord) -> PreparedDocument:
         "title": title,
         "issued_on": issued_on.isoformat() if isinstance(issued_on, date) else issued_on,
         "updated_at": version_of(record.get("updated_at")),
-        schema.SNIPPET: compress_snippet(text) if text else None,
+        schema.SNIPPET: _cache.snippet(text) if text else None,
     }
     prepared.columns = {
         "date_key": _date_key(issued_on),

@@ -54,6 +54,14 @@ def _mark(text: str, spans: list[tuple[int, int, str]], start: int, end: int) ->
     return "".join(out)
 
 
+def _opening(text: str, size: int) -> str:
+    """Return the start of a text (no match to show) as escaped HTML."""
+    end = min(len(text), size)
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return " ".join(html.escape(text[:end]).split()) + (" …" if end < len(text) else "")
+
+
 def highlight_title(title: str, exact: Collection[str], folded: Collection[str]) -> str:
     """Return the title as HTML with matched words marked."""
     title = unicodedata.normalize("NFC", title)
@@ -80,7 +88,7 @@ def fragments(
     if weights is not None:
         spans = [span for span in spans if weights.get(span[2], 0.0) > 0.0]
     if not spans:
-        return []
+        return [_opening(text, size)] if text.strip() else []
 
     def weight(word: str) -> float:
         return weights.get(word, 0.0) if weights is not None else 1.0

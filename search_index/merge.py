@@ -25,7 +25,9 @@ from search_index.postings import SegmentView, members
 from search_index.segment import BufferedOut, TermsWriter, term_info
 
 #: Size tiers (live documents): a tier holding MERGE_FACTOR segments is merged into one.
-TIERS = (200, 2_000, 20_000)
+#: Segments of 5,000 documents or more (bulk batches, earlier merges) are left alone; call
+#: writer.optimize() to merge everything (e.g. after a rebuild, or nightly).
+TIERS = (200, 2_000, 5_000)
 MERGE_FACTOR = 8
 
 

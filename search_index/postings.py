@@ -110,7 +110,10 @@ def _map_files(reader: SegmentReader) -> None:
             mapped.append(StructFile(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
     terms._dbfile.close()
     terms._postfile.close()
-    terms._tindex.dbfile = terms._dbfile = mapped[0]
+    tindex = terms._tindex
+    tindex.dbfile = terms._dbfile = mapped[0]
+    # The ordered hash reader keeps a bound reader of its position index.
+    tindex._get_pos = getattr(mapped[0], tindex._get_pos.__name__)
     terms._postfile = mapped[1]
 
 
@@ -231,6 +234,32 @@ class SegmentView:
                 result.append(key[2:].decode("utf-8"))
         CACHE.put(cache_key, result, 64 * len(result) + 100)
         return result
+
+    def value_column(self, field: str) -> tuple[int, list[str]] | None:
+        """Return ``(lanes, values)`` for a single-valued tag field with under 256 values.
+
+        ``lanes`` holds one byte per document: its value's number + 1 (0 = no value), in the
+        same layout as masks, so ``(mask * 255) & lanes`` keeps the values of a mask's
+        documents. None when a document holds several values or there are too many values.
+        """
+        cache_key = (self.segid, "vc", field)
+        hit = CACHE.get(cache_key)
+        if hit is not None:
+            return hit or None
+        values = self.values(field)
+        result: tuple = ()
+        if len(values) < 256:
+            column = bytearray(self.n)
+            total = 0
+            for number, value in enumerate(values, start=1):
+                found = self.postings(field, value)
+                if found is not None:
+                    total += len(found[0])
+                    deque(map(column.__setitem__, found[0], repeat(number)), maxlen=0)
+            if total == self.n - column.count(0):  # no document holds two values
+                result = (int.from_bytes(column, "little"), values)
+        CACHE.put(cache_key, result, self.n + 64 * len(values) + 100)
+        return result or None
 
     # Per-document columns
 

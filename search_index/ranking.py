@@ -16,6 +16,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
+from operator import itemgetter
 
 from whoosh.util.numeric import byte_to_length
 
@@ -74,6 +75,7 @@ def groups(parsed: ParsedQuery) -> list[Group]:
 
 def idf(total_docs: int, df: int) -> float:
     """Return BM25 idf the way SQLite FTS5 computes it (floored)."""
+    df = min(df, total_docs)  # counts may include deleted documents not yet merged away
     return max(IDF_FLOOR, math.log((total_docs - df + 0.5) / (df + 0.5)))
 
 
@@ -240,9 +242,14 @@ def rank(
         position += 1
     # Terms in most documents (idf at the floor) cannot reorder candidates; skip them.
     rest = [item for item in order[position:] if item[1] > IDF_FLOOR]
+    keep = candidates if rest else wanted
     best = heapq.nlargest(
-        candidates if rest else wanted,
-        ((score, i, doc) for i, seg in scores.items() for doc, score in seg.items()),
+        keep,
+        (
+            (score, i, doc)
+            for i, seg in scores.items()
+            for doc, score in heapq.nlargest(keep, seg.items(), key=itemgetter(1))
+        ),
     )
     if rest:
         by_segment: dict[int, list[int]] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,22 @@ from search_index.writer import INDEX_NAME, open_index
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 MAX_FACET_VALUES = 50
+# Facets with at most this many values are counted value by value (a fast byte scan each).
+FEW_VALUES = 12
+
+# The "migrated" facet holds "yes"/"no"; query strings may say it other ways.
+_YES_NO = {
+    "1": "yes",
+    "true": "yes",
+    "yes": "yes",
+    "on": "yes",
+    "có": "yes",
+    "0": "no",
+    "false": "no",
+    "no": "no",
+    "off": "no",
+    "không": "no",
+}
 
 Sort = Literal["relevance", "date"]
 TextLoader = Callable[[str], str | None]
@@ -41,31 +58,34 @@ class _State:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.generation: Any = None
+        self.fingerprint: tuple[int, int, int] = (-2, 0, 0)
         self.views: list[SegmentView] = []
         self.total_docs = 0
         self.total_length = 0
         self.lock = threading.Lock()
 
+    def _fingerprint(self, storage: FileStorage) -> tuple[int, int, int]:
+        # The generation alone repeats after the index is recreated; the TOC file does not.
+        generation = TOC._latest_generation(storage, INDEX_NAME)
+        try:
+            stat = os.stat(os.path.join(self.path, f"_{INDEX_NAME}_{generation}.toc"))
+        except OSError:
+            return generation, 0, 0
+        return generation, stat.st_ino, stat.st_mtime_ns
+
     def refresh(self) -> None:
         storage = FileStorage(self.path)
-        latest = TOC._latest_generation(storage, INDEX_NAME)
-        # A rebuilt (wiped and recreated) index starts its generations again: the TOC file's
-        # identity tells a new generation 1 from the old one.
-        try:
-            stat = os.stat(os.path.join(self.path, f"_{INDEX_NAME}_{latest}.toc"))
-            generation: Any = (latest, stat.st_ino, stat.st_mtime_ns)
-        except OSError:
-            generation = (latest, 0, 0)
-        if generation == self.generation:
+        fingerprint = self._fingerprint(storage)
+        if fingerprint == self.fingerprint:
             return
         with self.lock:
-            if generation == self.generation:
+            if fingerprint == self.fingerprint:
                 return
+            generation = fingerprint[0]
             ix = open_index(self.path)
-            toc = TOC.read(storage, INDEX_NAME, gen=latest)
+            toc = TOC.read(storage, INDEX_NAME, gen=generation)
             views = [
-                SegmentView(SegmentReader(storage, ix.schema, seg, generation=latest))
+                SegmentView(SegmentReader(storage, ix.schema, seg, generation=generation))
                 for seg in toc.segments
             ]
             old = {v.segid for v in self.views} - {v.segid for v in views}
@@ -74,7 +94,7 @@ class _State:
             self.views = views
             self.total_docs = sum(v.live_count for v in views)
             self.total_length = sum(ranking.total_length(v) for v in views)
-            self.generation = generation
+            self.fingerprint = fingerprint
 
 
 _states: dict[str, _State] = {}
@@ -166,6 +186,8 @@ def _clean_filters(filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
         for item in values:
             if isinstance(item, bool):
                 strings.append("yes" if item else "no")
+            elif name == "migrated" and str(item).lower() in _YES_NO:
+                strings.append(_YES_NO[str(item).lower()])
             else:
                 strings.append(str(item))
         cleaned[name] = strings
@@ -254,6 +276,20 @@ def _facets(
         for view, final in zip(views, finals, strict=True):
             if not final:
                 continue
+            column = view.value_column(name)
+            if column is not None:
+                # One value per document: keep the value bytes of the final documents, count.
+                lanes, values = column
+                selected = ((final * 255) & lanes).to_bytes(view.n, "little")
+                if len(values) <= FEW_VALUES:
+                    found = {n: selected.count(n) for n in range(1, len(values) + 1)}
+                else:  # drop the zero bytes (C), count what is left
+                    found = Counter(selected.translate(None, b"\x00"))
+                for number, count in found.items():
+                    if count:
+                        value = values[number - 1]
+                        counts[value] = counts.get(value, 0) + count
+                continue
             for value in view.values(name):
                 count = (final & view.mask(name, value)).bit_count()
                 if count:
@@ -314,9 +350,10 @@ def _hits(
     load_text: TextLoader | None,
     weights: dict[str, float] | None,
 ) -> list[dict[str, Any]]:
-    # Words in most documents (near-zero idf) are neither marked nor used to pick fragments,
-    # unless the query has nothing else.
-    if weights and max(weights.values()) > ranking.IDF_FLOOR:
+    # In long questions, words found in most documents (near-zero idf) are neither marked nor
+    # used to pick fragments; short queries mark every word.
+    long_query = len(parsed.words) > query_mod.ALL_WORDS_UP_TO
+    if long_query and weights and max(weights.values()) > ranking.IDF_FLOOR:
         weights = {w: v for w, v in weights.items() if v > ranking.IDF_FLOOR}
         folded = set(weights)
     else:
@@ -347,3 +384,19 @@ def _hits(
             }
         )
     return hits
+
+
+def warm(path: str | Path) -> None:
+    """Load per-segment data every search needs (lengths, dates, facets, public documents).
+
+    Call it once when a process starts (or after a rebuild) so the first user does not pay
+    for it; searches work without it.
+    """
+    state = _state(path)
+    average = state.total_length / max(1, state.total_docs)
+    for view in state.views:
+        ranking.length_norms(view, average)
+        view.date_keys()
+        _visible_mask(view, ("all",), 0)
+        for name in schema.FACET_FIELDS:
+            view.value_column(name)

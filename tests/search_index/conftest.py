@@ -1,15 +1,13 @@
-"""Fixtures of the search index tests: records and small indexes in tmp_path."""
+"""Fixtures of the search index tests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from search_index import writer
 from search_index.document import IndexRecord
 
 
@@ -44,15 +42,3 @@ def make_record(doc_id: str, title: str, body: str = "", **extra: Any) -> IndexR
 def record() -> Callable[..., IndexRecord]:
     """Factory of index records (see make_record)."""
     return make_record
-
-
-@pytest.fixture
-def index_with(tmp_path: Path) -> Callable[..., Path]:
-    """Build an index in tmp_path from records and return its directory."""
-
-    def build(*records: IndexRecord, **kwargs: Any) -> Path:
-        path = tmp_path / "index"
-        writer.index_documents(path, records, **kwargs)
-        return path
-
-    return build

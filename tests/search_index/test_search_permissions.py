@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import make_record
 
 from search_index import searcher
 
@@ -13,14 +14,12 @@ FACETS = ["doc_type", "issuer", "unit", "state", "direction", "year", "migrated"
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Path:
+def archive(tmp_path: Path, record: Callable[..., Any]) -> Path:
     from search_index import writer
 
     docs = [
-        make_record(
-            "public", "Kế hoạch phòng chống thiên tai", "kế hoạch chung", principals=["all"]
-        ),
-        make_record(
+        record("public", "Kế hoạch phòng chống thiên tai", "kế hoạch chung", principals=["all"]),
+        record(
             "unit-a",
             "Kế hoạch tuyển dụng phòng Tổ chức",
             "kế hoạch tuyển dụng",
@@ -28,7 +27,7 @@ def archive(tmp_path: Path) -> Path:
             unit_ids=["a"],
             doc_type="Tờ trình",
         ),
-        make_record(
+        record(
             "unit-b",
             "Kế hoạch mua sắm phòng Tài vụ",
             "kế hoạch mua sắm",
@@ -36,13 +35,13 @@ def archive(tmp_path: Path) -> Path:
             unit_ids=["b"],
             issuer="Sở Tài chính",
         ),
-        make_record(
+        record(
             "mine",
             "Kế hoạch cá nhân của chuyên viên",
             "kế hoạch riêng",
             principals=["user:42"],
         ),
-        make_record(
+        record(
             "secret",
             "Kế hoạch bảo vệ bí mật nhà nước",
             "kế hoạch mật: phương án sơ tán kho lưu trữ",
@@ -116,3 +115,9 @@ def test_pages_are_exact_under_permissions(archive: Path) -> None:
     assert first["total"] == second["total"] == 3
     ids = [h["id"] for h in first["hits"] + second["hits"]]
     assert sorted(ids) == ["public", "secret", "unit-a"]
+
+
+def test_warming_changes_no_result(archive: Path) -> None:
+    before = _run(archive, ["unit:a"], 2)
+    searcher.warm(archive)
+    assert _run(archive, ["unit:a"], 2) == before

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import make_record
 
 from search_index import query, searcher
 from search_index.errors import SearchQueryError
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
+def path(tmp_path: Path, record: Callable[..., Any]) -> Path:
     from search_index import writer
 
     docs = [
-        make_record(
+        record(
             "d1",
             "Quyết định phê duyệt dự toán",
             "phê duyệt dự toán ngân sách 2024",
             doc_type="Quyết định",
         ),
-        make_record("d2", "Công văn về dự toán", "đề nghị điều chỉnh dự toán", doc_type="Công văn"),
-        make_record("d3", "Thông báo nghỉ lễ", "nghỉ lễ quốc khánh", year=2023),
+        record("d2", "Công văn về dự toán", "đề nghị điều chỉnh dự toán", doc_type="Công văn"),
+        record("d3", "Thông báo nghỉ lễ", "nghỉ lễ quốc khánh", year=2023),
     ]
     path = tmp_path / "ix"
     writer.index_documents(path, docs)
@@ -108,6 +109,9 @@ def test_filters_narrow_and_facets_count(path: Path) -> None:
     years = {f["value"]: f["count"] for f in everything["facets"]["year"]}
     assert years == {"2024": 2, "2023": 1}
     assert _search(path, "", filters={"migrated": False})["total"] == 3
+    assert _search(path, "", filters={"migrated": "false"})["total"] == 3
+    assert _search(path, "", filters={"migrated": "1"})["total"] == 0
+    assert _search(path, "", filters={"year": 2023})["total"] == 1
 
 
 def test_all_words_are_required_for_short_queries_with_a_relaxed_fallback(path: Path) -> None:

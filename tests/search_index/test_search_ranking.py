@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import make_record
 
 from search_index import searcher
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
+def path(tmp_path: Path, record: Callable[..., Any]) -> Path:
     from search_index import writer
 
     docs = [
-        make_record("ban-do", "Bản đồ địa giới hành chính", "bản đồ tỷ lệ 1:10.000"),
-        make_record("ban-hang", "Quy định bán hàng lưu động", "bán hàng tại chợ"),
-        make_record("ban-bien-tap", "Thành lập Ban biên tập", "ban biên tập tập san"),
-        make_record("duong", "Đường giao thông nông thôn", "đường liên xã"),
-        make_record(
+        record("ban-do", "Bản đồ địa giới hành chính", "bản đồ tỷ lệ 1:10.000"),
+        record("ban-hang", "Quy định bán hàng lưu động", "bán hàng tại chợ"),
+        record("ban-bien-tap", "Thành lập Ban biên tập", "ban biên tập tập san"),
+        record("duong", "Đường giao thông nông thôn", "đường liên xã"),
+        record(
             "nd70",
             "Nghị định quy định về quản lý văn bản",
             "số 70/2018/NĐ-CP ngày 15 tháng 5",
@@ -29,14 +30,14 @@ def path(tmp_path: Path) -> Path:
             legacy_id="488397-VBĐT",
             issued_on=date(2018, 5, 15),
         ),
-        make_record(
+        record(
             "nd71",
             "Nghị định sửa đổi",
             "sửa đổi Nghị định số 70/2018/NĐ-CP về văn bản",
             number="71/2018/NĐ-CP",
             issued_on=date(2018, 6, 1),
         ),
-        make_record(
+        record(
             "qd",
             "Quyết định phê duyệt kế hoạch",
             "phê duyệt kế hoạch năm",
@@ -93,10 +94,12 @@ def test_numbers_and_legacy_ids_find_their_document_first(path: Path, text: str)
     assert _ids(path, text)[0] == "nd70"
 
 
-def test_highlights_mark_matches_and_escape_html(tmp_path: Path) -> None:
+def test_highlights_mark_matches_and_escape_html(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     from search_index import writer
 
-    doc = make_record("x", "Tờ trình <b>mới</b>", "Đề nghị phê duyệt kinh phí & nhân sự")
+    doc = record("x", "Tờ trình <b>mới</b>", "Đề nghị phê duyệt kinh phí & nhân sự")
     writer.index_documents(tmp_path / "ix", [doc])
     hit = searcher.search(tmp_path / "ix", "phe duyet moi", principals=["all"])["hits"][0]
     assert "<mark>phê</mark> <mark>duyệt</mark>" in hit["highlights"][0]
@@ -121,3 +124,14 @@ def test_hits_carry_the_api_fields(path: Path) -> None:
     assert {"id", "legacy_id", "number", "title", "score", "highlights"} <= hit.keys()
     assert (hit["number"], hit["legacy_id"]) == ("70/2018/NĐ-CP", "488397-VBĐT")
     assert hit["score"] > 0
+
+
+def test_snippet_falls_back_to_the_opening_when_the_body_has_no_match(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    from search_index import writer
+
+    writer.index_documents(tmp_path / "ix", [record("x", "Kế hoạch năm", "Nội dung <đầu> " * 40)])
+    hit = searcher.search(tmp_path / "ix", "kế hoạch", principals=["all"])["hits"][0]
+    assert hit["highlights"][0].startswith("Nội dung &lt;đầu&gt; Nội dung")
+    assert "<mark>" in hit["title_html"]

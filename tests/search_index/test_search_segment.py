@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from conftest import make_record
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Term
 
@@ -15,14 +16,14 @@ from search_index.segment import BLOCK_LIMIT, INLINE_LIMIT, SegmentBuilder
 LONG = " ".join(f"điều {i} quy định về hồ sơ lưu trữ" for i in range(200))
 
 
-def _records() -> list:
+def _records(record: Callable[..., Any]) -> list:
     shared = "Công văn gửi các đơn vị về việc triển khai chữ ký số"
     records = [
-        make_record(f"r{i}", "Thông báo triển khai", shared, unit_ids=["u1", "u2"])
+        record(f"r{i}", "Thông báo triển khai", shared, unit_ids=["u1", "u2"])
         for i in range(3)  # a run of identical texts
     ]
-    records.append(make_record("solo", "Quyết định phê duyệt đề án", LONG, signer=""))
-    records += [make_record(f"many{i}", f"Hồ sơ số {i}", "hồ sơ lưu trữ") for i in range(700)]
+    records.append(record("solo", "Quyết định phê duyệt đề án", LONG, signer=""))
+    records += [record(f"many{i}", f"Hồ sơ số {i}", "hồ sơ lưu trữ") for i in range(700)]
     return records
 
 
@@ -52,8 +53,10 @@ def _postings(path: Path) -> dict:
         return result
 
 
-def test_builder_writes_the_postings_of_whooshs_writer(tmp_path: Path) -> None:
-    records = _records()
+def test_builder_writes_the_postings_of_whooshs_writer(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    records = _records(record)
     writer.index_documents(tmp_path / "fast", records)
     _standard_index(tmp_path / "std", records)
     fast, std = _postings(tmp_path / "fast"), _postings(tmp_path / "std")
@@ -64,21 +67,25 @@ def test_builder_writes_the_postings_of_whooshs_writer(tmp_path: Path) -> None:
     assert min(sizes) <= INLINE_LIMIT < BLOCK_LIMIT < max(sizes)
 
 
-def test_whoosh_searches_and_deletes_in_built_segments(tmp_path: Path) -> None:
+def test_whoosh_searches_and_deletes_in_built_segments(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
-    writer.index_documents(path, _records())
+    writer.index_documents(path, _records(record))
     ix = writer.open_index(path)
     with ix.searcher() as searcher:
         hits = searcher.search(Term("title_f", "phe_duyet"))
         assert [h["id"] for h in hits] == ["solo"]
     assert writer.delete_documents(path, ["solo", "r1"]) == 2
     assert "solo" not in writer.indexed_versions(path)
-    assert len(writer.indexed_versions(path)) == len(_records()) - 2
+    assert len(writer.indexed_versions(path)) == len(_records(record)) - 2
 
 
-def test_merge_keeps_postings_and_drops_deleted_documents(tmp_path: Path) -> None:
+def test_merge_keeps_postings_and_drops_deleted_documents(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
-    records = _records()
+    records = _records(record)
     for start in range(0, 40, 4):
         writer.index_documents(path, records[start : start + 4])
     writer.delete_documents(path, ["r0", "many5"])
@@ -99,9 +106,9 @@ def _docnum(path: Path, doc_id: str) -> int:
         return next(iter(searcher.document_numbers(id=doc_id)))
 
 
-def test_builder_can_be_cancelled(tmp_path: Path) -> None:
+def test_builder_can_be_cancelled(tmp_path: Path, record: Callable[..., Any]) -> None:
     ix = writer.create(tmp_path)
     builder = SegmentBuilder(ix.storage, "MAIN", build_schema())
-    builder.add(document.prepare(make_record("x", "tiêu đề")))
+    builder.add(document.prepare(record("x", "tiêu đề")))
     builder.cancel()
     assert not [n for n in ix.storage.list() if builder.segment.segid in n]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import make_record
 
 from search_index import schema, searcher, writer
 from search_index.errors import IndexBusyError, IndexMissingError, IndexOutdatedError
@@ -33,51 +33,57 @@ def test_schema_version_is_stored_and_a_mismatch_asks_for_a_rebuild(tmp_path: Pa
     assert writer.index_status(path) == "ok"
 
 
-def test_reindexing_a_record_replaces_it(tmp_path: Path) -> None:
+def test_reindexing_a_record_replaces_it(tmp_path: Path, record: Callable[..., Any]) -> None:
     path = tmp_path / "ix"
-    writer.index_documents(path, [make_record("d1", "Báo cáo tài chính quý một")])
-    writer.index_documents(path, [make_record("d2", "Kế hoạch công tác")])
-    updated = make_record("d1", "Báo cáo kiểm toán nội bộ", updated_at="v2")
+    writer.index_documents(path, [record("d1", "Báo cáo tài chính quý một")])
+    writer.index_documents(path, [record("d2", "Kế hoạch công tác")])
+    updated = record("d1", "Báo cáo kiểm toán nội bộ", updated_at="v2")
     writer.index_documents(path, [updated])
     assert writer.indexed_versions(path) == {"d1": "v2", "d2": "v1"}
     assert _ids(path, "kiểm toán") == ["d1"]
     assert _ids(path, "tài chính") == []
 
 
-def test_repeated_ids_in_one_batch_keep_the_last_version(tmp_path: Path) -> None:
+def test_repeated_ids_in_one_batch_keep_the_last_version(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
-    first = make_record("d1", "Bản nháp", updated_at="v1")
-    last = make_record("d1", "Bản chính thức", updated_at="v2")
+    first = record("d1", "Bản nháp", updated_at="v1")
+    last = record("d1", "Bản chính thức", updated_at="v2")
     assert writer.index_documents(path, [first, last]) == 1
     assert writer.indexed_versions(path) == {"d1": "v2"}
 
 
-def test_delete_and_check_report_missing_stale_and_extra(tmp_path: Path) -> None:
+def test_delete_and_check_report_missing_stale_and_extra(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
-    writer.index_documents(path, [make_record(f"d{i}", f"Văn bản {i}") for i in range(5)])
+    writer.index_documents(path, [record(f"d{i}", f"Văn bản {i}") for i in range(5)])
     assert writer.delete_documents(path, ["d4", "nope"]) == 1
     current = {"d0": "v1", "d1": "v1", "d2": "v2", "d5": "v1"}
     drift = writer.check(path, current)
     assert (drift.missing, drift.stale, sorted(drift.extra)) == (["d5"], ["d2"], ["d3"])
     assert not drift.clean
-    writer.index_documents(path, [make_record("d2", "Văn bản 2", updated_at="v2")])
-    writer.index_documents(path, [make_record("d5", "Văn bản 5")])
+    writer.index_documents(path, [record("d2", "Văn bản 2", updated_at="v2")])
+    writer.index_documents(path, [record("d5", "Văn bản 5")])
     writer.delete_documents(path, ["d3"])
     assert writer.check(path, current).clean
 
 
-def test_many_small_updates_stay_few_segments_and_all_searchable(tmp_path: Path) -> None:
+def test_many_small_updates_stay_few_segments_and_all_searchable(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
     for i in range(30):
-        writer.index_documents(path, [make_record(f"d{i}", f"Tờ trình số {i} về ngân sách")])
+        writer.index_documents(path, [record(f"d{i}", f"Tờ trình số {i} về ngân sách")])
     assert len(writer.open_index(path)._segments()) < 10
     assert len(writer.indexed_versions(path)) == 30
     assert searcher.search(path, "ngân sách", principals=["all"])["total"] == 30
 
 
-def test_rebuild_resumes_after_a_crash(tmp_path: Path) -> None:
+def test_rebuild_resumes_after_a_crash(tmp_path: Path, record: Callable[..., Any]) -> None:
     path = tmp_path / "ix"
-    records = [make_record(f"d{i}", f"Công văn {i}") for i in range(12)]
+    records = [record(f"d{i}", f"Công văn {i}") for i in range(12)]
 
     def crashing() -> Iterator:
         for i, r in enumerate(records):
@@ -89,7 +95,7 @@ def test_rebuild_resumes_after_a_crash(tmp_path: Path) -> None:
         writer.rebuild(path, crashing(), restart=True, batch_size=3)
     assert writer.index_status(path) == "rebuilding"
     assert len(writer.indexed_versions(path)) == 6  # two committed batches survive
-    written = writer.rebuild(path, [*records[1:], make_record("new", "Mới")], batch_size=3)
+    written = writer.rebuild(path, [*records[1:], record("new", "Mới")], batch_size=3)
     assert written == 7  # d6..d11 and "new"; d1..d5 were already current
     assert writer.index_status(path) == "ok"
     assert sorted(writer.indexed_versions(path)) == sorted(
@@ -97,23 +103,61 @@ def test_rebuild_resumes_after_a_crash(tmp_path: Path) -> None:
     )
 
 
-def test_a_held_lock_makes_writers_give_up_with_a_message(tmp_path: Path) -> None:
+def test_a_held_lock_makes_writers_give_up_with_a_message(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
     ix = writer.open_or_create(path)
     lock = ix.lock("WRITELOCK")
     assert lock.acquire()
     try:
         with pytest.raises(IndexBusyError) as err:
-            writer.index_documents(path, [make_record("d1", "x")], timeout=0.2)
+            writer.index_documents(path, [record("d1", "x")], timeout=0.2)
         assert "đang được cập nhật" in err.value.message_vi
     finally:
         lock.release()
-    assert writer.index_documents(path, [make_record("d1", "x")]) == 1
+    assert writer.index_documents(path, [record("d1", "x")]) == 1
 
 
-def test_worker_processes_build_batches_without_losing_any(tmp_path: Path) -> None:
+def test_worker_processes_build_batches_without_losing_any(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
     path = tmp_path / "ix"
-    records = [make_record(f"d{i}", f"Quyết định {i}", "nội dung " * 50) for i in range(40)]
+    records = [record(f"d{i}", f"Quyết định {i}", "nội dung " * 50) for i in range(40)]
     assert writer.index_documents(path, records, batch_size=5, procs=2) == 40
     assert len(writer.indexed_versions(path)) == 40
-    assert searcher.search(path, "quyết định", principals=["all"])["total"] == 40
+    result = searcher.search(path, "quyết định", principals=["all"], facets=["doc_type"])
+    assert result["total"] == 40
+    assert result["facets"]["doc_type"] == [{"value": "Công văn", "count": 40}]
+
+
+def test_searches_see_a_recreated_index_at_the_same_generation(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    path = tmp_path / "ix"
+    writer.index_documents(path, [record("old", "Lưu trữ hồ sơ cũ")])
+    assert _ids(path, "hồ sơ") == ["old"]
+    writer.recreate(path)
+    writer.index_documents(path, [record("new", "Lưu trữ hồ sơ mới")])
+    assert _ids(path, "hồ sơ") == ["new"]
+
+
+def test_deleted_documents_do_not_break_scoring(tmp_path: Path, record: Callable[..., Any]) -> None:
+    path = tmp_path / "ix"
+    writer.index_documents(path, [record(f"d{i}", "Báo cáo tổng kết") for i in range(3)])
+    writer.index_documents(path, [record("d0", "Báo cáo tổng kết năm", updated_at="v2")])
+    writer.delete_documents(path, ["d1", "d2"])
+    assert _ids(path, "báo cáo tổng kết") == ["d0"]
+
+
+def test_version_matches_what_mongodb_gives_back() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from search_index.document import version_of
+
+    saved = datetime(2025, 3, 1, 8, 30, 15, 123456)
+    read_back = datetime(2025, 3, 1, 8, 30, 15, 123000)
+    assert version_of(saved) == version_of(read_back) == "2025-03-01T08:30:15.123"
+    aware = datetime(2025, 3, 1, 15, 30, 15, 123000, tzinfo=timezone(timedelta(hours=7)))
+    assert version_of(aware) == version_of(read_back.replace(tzinfo=UTC)) == version_of(read_back)
+    assert version_of(None) == "" and version_of("v2") == "v2"
