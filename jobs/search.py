@@ -14,18 +14,25 @@ BATCH = 500
 
 
 def index_documents(ids: list[str]) -> dict[str, int]:
-    """Write (or replace) the index records of these documents."""
-    from search_index.writer import index_documents as write
+    """Write (or replace) the index records of these documents and case files.
 
-    from workflows.search import index_path, record_for
+    Ids that are neither (deleted meanwhile) are removed from the index.
+    """
+    from models.case_file import CaseFile
+    from search_index.writer import index_documents as write
+    from workflows.search import case_file_record, index_path, records_for
 
     docs = list(Document.objects(pk__in=ids))
-    written = write(index_path(), (record_for(d) for d in docs)) if docs else 0
+    found = {str(d.pk) for d in docs}
+    case_files = list(CaseFile.objects(pk__in=[i for i in ids if i not in found]))
+    found |= {str(c.pk) for c in case_files}
+    records = records_for(docs) + [case_file_record(c) for c in case_files]
+    written = write(index_path(), records) if records else 0
     for doc in docs:
         Document.objects(pk=doc.pk).update_one(
             set__index_status="indexed", set__indexed_version=doc.version
         )
-    gone = set(ids) - {str(d.pk) for d in docs}
+    gone = set(ids) - found
     if gone:
         remove_documents(sorted(gone))
     return {"indexed": written, "removed": len(gone)}
@@ -34,7 +41,6 @@ def index_documents(ids: list[str]) -> dict[str, int]:
 def remove_documents(ids: list[str]) -> dict[str, int]:
     """Remove documents from the index."""
     from search_index.writer import delete_documents, open_or_create
-
     from workflows.search import index_path
 
     open_or_create(index_path())
@@ -42,17 +48,24 @@ def remove_documents(ids: list[str]) -> dict[str, int]:
 
 
 def current_versions() -> dict[str, str]:
-    """{id: version} of every document as the index should hold it."""
-    from search_index.document import version_of
+    """{id: version} of every document and case file as the index should hold it."""
+    from models.case_file import CaseFile, holders_of
+    from workflows.search import case_file_version, document_version
 
+    holders = holders_of(None)
     rows = Document._get_collection().find({}, {"updated_at": 1})
-    return {str(r["_id"]): version_of(r.get("updated_at")) for r in rows}
+    out = {
+        str(r["_id"]): document_version(r.get("updated_at"), holders.get(str(r["_id"]), []))
+        for r in rows
+    }
+    for row in CaseFile._get_collection().find({}, {"version": 1}):
+        out[str(row["_id"])] = case_file_version(row.get("version"))
+    return out
 
 
 def rebuild(resume: bool = True) -> dict[str, Any]:
     """Rebuild the index in id order, resumably: documents already current are skipped."""
     from search_index.writer import check, open_or_create, recreate
-
     from workflows.search import index_path
 
     path = index_path()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
@@ -201,9 +200,7 @@ class CaseFile(MongoDocument):
 
     @property
     def transfer_state(self) -> str:
-        if self.state == "archived":
-            return "transferred"
-        return "pending" if self.retention.requires_transfer else "not_required"
+        return transfer_state_of(self.state, self.retention.years, bool(self.retention.permanent))
 
     def full_code(self, agency: Agency | None = None) -> str:
         """Return the file code: agency identifier, year, file notation."""
@@ -273,44 +270,44 @@ def _iso(value: dt.date | None) -> str | None:
 # What search reads ------------------------------------------------------------------------
 
 
-def case_file_record(case_file: CaseFile) -> dict[str, Any]:
-    """Return one case file as the search index stores it."""
-    return {
-        "id": str(case_file.pk),
-        "kind": "case_file",
-        "title": case_file.title,
-        "code": case_file.code,
-        "full_code": case_file.full_code(),
-        "year": case_file.year,
-        "retention": case_file.retention.label,
-        "retention_years": case_file.retention.years,
-        "retention_permanent": bool(case_file.retention.permanent),
-        "state": case_file.state,
-        "transfer_state": case_file.transfer_state,
-        "owner_unit_id": str(case_file.owner_unit.pk) if case_file.owner_unit else None,
-        "document_ids": [str(i.document.pk) for i in case_file.items if i.document],
-        "principals": case_file.principals(),
-    }
+def transfer_state_of(state: str, years: int | None, permanent: bool) -> str:
+    """Return a file's transfer state: "transferred", "pending" or "not_required"."""
+    if state == "archived":
+        return "transferred"
+    return "pending" if requires_transfer(years, permanent) else "not_required"
 
 
-def case_file_records() -> Iterator[dict[str, Any]]:
-    """Yield every case file as a search record (kind "case_file")."""
-    for case_file in CaseFile.objects.no_cache():
-        yield case_file_record(case_file)
+def retention_key(years: int | None, permanent: bool) -> str:
+    """Return the retention as search filters it: "permanent" or the number of years."""
+    return "permanent" if permanent else str(years or "")
 
 
-def case_files_of(doc_id: Any) -> list[dict[str, Any]]:
-    """Return the case files holding a document: the filters search adds to it."""
-    return [
-        {
-            "id": str(cf.pk),
-            "code": cf.code,
-            "title": cf.title,
-            "year": cf.year,
-            "retention": cf.retention.label,
-            "transfer_state": cf.transfer_state,
-        }
-        for cf in CaseFile.objects.holding(doc_id).only(
-            "code", "title", "year", "retention", "state"
+def holders_of(doc_ids: list[Any] | None) -> dict[str, list[tuple[str, str, str]]]:
+    """Return ``{document id: [(case file id, retention key, transfer state)]}``.
+
+    One query for a batch of documents (search indexes in batches); None means every
+    document held in any file.
+    """
+    query: dict[str, Any] = {}
+    wanted: set[str] | None = None
+    if doc_ids is not None:
+        oids = [ObjectId(str(i)) for i in doc_ids if ObjectId.is_valid(str(i))]
+        if not oids:
+            return {}
+        query = {"items.document": {"$in": oids}}
+        wanted = {str(i) for i in oids}
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    fields = {"state": 1, "retention": 1, "items.document": 1}
+    for row in CaseFile._get_collection().find(query, fields):
+        retention = row.get("retention") or {}
+        years, permanent = retention.get("years"), bool(retention.get("permanent"))
+        tag = (
+            str(row["_id"]),
+            retention_key(years, permanent),
+            transfer_state_of(row.get("state", "open"), years, permanent),
         )
-    ]
+        for item in row.get("items") or []:
+            doc_id = str(item.get("document"))
+            if wanted is None or doc_id in wanted:
+                out.setdefault(doc_id, []).append(tag)
+    return out

@@ -37,6 +37,9 @@ class IndexRecord(TypedDict, total=False):
     migrated: bool
     secrecy: int  # 0 (normal) .. 3 (top secret)
     principals: list[str]  # "unit:<id>", "user:<id>", "role:<code>", "all"
+    case_file_ids: list[str]  # the case files holding it (a case file: its own id)
+    retention: list[str]  # their retention: "permanent" or a number of years
+    transfer: list[str]  # their transfer state: "pending", "transferred", "not_required"
     updated_at: NotRequired[datetime | str | None]
 
 
@@ -169,6 +172,9 @@ def prepare(record: IndexRecord) -> PreparedDocument:
         "unit": list(record.get("unit_ids") or []),
         "state": [record.get("state") or ""],
         "migrated": ["yes" if record.get("migrated") else "no"],
+        "case_file": list(record.get("case_file_ids") or []),
+        "retention": list(record.get("retention") or []),
+        "transfer": list(record.get("transfer") or []),
         schema.PRINCIPAL: list(record.get("principals") or []),
         schema.SECRECY: [str(int(record.get("secrecy") or 0))],
     }

@@ -13,7 +13,7 @@ from whoosh.system import pack_uint
 from search_index.analysis import NotationAnalyzer, SyllableAnalyzer
 
 #: Bump whenever fields, analysis or term layout change: a mismatch means "rebuild the index".
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_FILE = "SCHEMA_VERSION"
 
 # Scored text fields: each has an exact ("_x") and a diacritic-folded ("_f") twin.
@@ -27,7 +27,21 @@ FOLDED_SUFFIX = "_f"
 IDENT = "ident"
 
 #: Filter and facet fields (exact values, several per document allowed).
-FACET_FIELDS = ("kind", "direction", "doc_type", "issuer", "year", "unit", "state", "migrated")
+FACET_FIELDS = (
+    "kind",
+    "direction",
+    "doc_type",
+    "issuer",
+    "year",
+    "unit",
+    "state",
+    "migrated",
+    # Archive: the case files holding a record, their retention ("permanent" or years) and
+    # transfer state ("pending", "transferred", "not_required").
+    "case_file",
+    "retention",
+    "transfer",
+)
 PRINCIPAL = "principal"
 SECRECY = "secrecy"
 

@@ -43,6 +43,7 @@ from workflows import actions, engine
 from workflows.actions import VN_TZ, ActionContext
 from workflows.document import get_for, parse_date, refresh_access
 from workflows.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from workflows.search import queue_update
 from workflows.workflow_definition import definition_for, version_spec
 
 log = logging.getLogger(__name__)
@@ -474,7 +475,14 @@ def open_case_file(
             f"Hồ sơ số, ký hiệu {fields['code']} năm {fields['year']} đã được lập."
         ) from exc
     log.info("case file opened id=%s code=%s by=%s", case_file.pk, case_file.code, actor.username)
+    queue_update([case_file.pk])
     return case_file
+
+
+def _held_ids(case_file: CaseFile) -> list[str]:
+    """Return the ids of the documents a file holds (raw read: nothing is dereferenced)."""
+    row = CaseFile._get_collection().find_one({"_id": case_file.pk}, {"items.document": 1})
+    return [str(i["document"]) for i in (row or {}).get("items") or [] if i.get("document")]
 
 
 def _refuse_edit(case_file_id: Any) -> None:
@@ -506,6 +514,7 @@ def attach_document(actor: User, case_file_id: Any, doc_id: Any) -> CaseFile:
     if not updated:
         _refuse_edit(case_file.pk)
     audit.record("case_file.attach", obj=case_file, detail={"document": str(doc.pk)})
+    queue_update([case_file.pk, doc.pk])
     return case_file.reload()
 
 
@@ -522,6 +531,7 @@ def detach_document(actor: User, case_file_id: Any, doc_id: Any) -> CaseFile:
     if not updated:
         _refuse_edit(case_file.pk)
     audit.record("case_file.detach", obj=case_file, detail={"document": str(doc_id)})
+    queue_update([case_file.pk, doc_id])
     return case_file.reload()
 
 
@@ -569,6 +579,9 @@ def update_case_file(
     if not updated:
         _refuse_edit(case_file.pk)
     audit.record("case_file.edit", obj=case_file)
+    # A new retention changes the tags of every document the file holds.
+    held = _held_ids(case_file) if retention != case_file.retention else []
+    queue_update([case_file.pk, *held])
     return case_file.reload()
 
 
@@ -665,6 +678,7 @@ def close_case_file(actor: User, case_file_id: Any, now: dt.datetime | None = No
     if not updated:
         _refuse_edit(case_file.pk)
     audit.record("case_file.close", obj=case_file, detail={"documents": len(docs)})
+    queue_update([case_file.pk])
     return case_file.reload()
 
 
@@ -688,6 +702,7 @@ def reopen_case_file(actor: User, case_file_id: Any) -> CaseFile:
     if not updated:
         _refuse_edit(case_file.pk)
     audit.record("case_file.reopen", obj=case_file)
+    queue_update([case_file.pk])
     return case_file.reload()
 
 
@@ -797,6 +812,7 @@ def _transfer(ctx: ActionContext) -> None:
 
         for case_file in files:
             audit.record("case_file.transfer", obj=case_file, detail={"record": str(ctx.doc.pk)})
+            queue_update([case_file.pk, *_held_ids(case_file)])
             if case_file.owner_user is not None and case_file.owner_user.pk != ctx.actor.pk:
                 notify(
                     str(case_file.owner_user.pk),

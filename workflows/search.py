@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, has_app_context
 from mongoengine import signals
 
+from models.case_file import CaseFile, holders_of, retention_key
 from models.document import Document
 from models.user import User
-from search_index.document import IndexRecord
+from search_index.document import IndexRecord, version_of
 
 log = logging.getLogger(__name__)
-FACETS = ("direction", "doc_type", "issuer", "year", "state", "migrated")
+FACETS = (
+    "kind",
+    "direction",
+    "doc_type",
+    "issuer",
+    "year",
+    "state",
+    "migrated",
+    "retention",
+    "transfer",
+)
+CASE_FILE_TYPE = "Hồ sơ"
+Holders = list[tuple[str, str, str]]
 
 
 def index_path() -> str:
@@ -23,8 +37,27 @@ def index_path() -> str:
     return os.path.join(current_app.config["DATA_DIR"], "search-index")
 
 
-def record_for(doc: Document) -> IndexRecord:
+def document_version(updated_at: Any, holders: Holders) -> str:
+    """Return the version the index keeps for a document: its own, plus its case-file tags.
+
+    Filing a document (or transferring its file) changes what the index holds for it
+    without touching the document, so the tags are part of the version the check compares.
+    """
+    own = version_of(updated_at)
+    if not holders:
+        return own
+    return own + "|" + ",".join(":".join(tag) for tag in sorted(holders))
+
+
+def case_file_version(version: Any) -> str:
+    """Return the version the index keeps for a case file."""
+    return f"case-file:{version}"
+
+
+def record_for(doc: Document, holders: Holders | None = None) -> IndexRecord:
     """Return the index record of a document: its searchable text, facets and principals."""
+    if holders is None:
+        holders = holders_of([doc.pk]).get(str(doc.pk), [])
     year = (
         doc.issued_on.year
         if doc.issued_on
@@ -49,7 +82,46 @@ def record_for(doc: Document) -> IndexRecord:
         "migrated": bool(doc.migrated),
         "secrecy": doc.secrecy or 0,
         "principals": doc.principals(),
-        "updated_at": doc.updated_at,
+        "case_file_ids": [tag[0] for tag in holders],
+        "retention": [tag[1] for tag in holders],
+        "transfer": [tag[2] for tag in holders],
+        "updated_at": document_version(doc.updated_at, holders),
+    }
+
+
+def records_for(docs: list[Document]) -> list[IndexRecord]:
+    """Return the index records of a batch of documents (one case-file query for all)."""
+    holders = holders_of([d.pk for d in docs])
+    return [record_for(d, holders.get(str(d.pk), [])) for d in docs]
+
+
+def case_file_record(case_file: CaseFile) -> IndexRecord:
+    """Return the index record of a case file: found by title, code, note and owner."""
+    retention = case_file.retention
+    day = case_file.closed_on or case_file.start_on
+    if day is None and case_file.opened_at is not None:
+        day = case_file.opened_at.date()
+    owner_unit = case_file.owner_unit
+    return {
+        "id": str(case_file.pk),
+        "kind": "case_file",
+        "number": case_file.code,
+        "title": case_file.title,
+        "body": f"{case_file.full_code()}\n{case_file.note or ''}",
+        "issuer": owner_unit.name if owner_unit else "",
+        "signer": case_file.owner_user.full_name if case_file.owner_user else "",
+        "doc_type": CASE_FILE_TYPE,
+        "year": case_file.year,
+        "issued_on": day,
+        "unit_ids": [str(owner_unit.pk)] if owner_unit else [],
+        "state": case_file.state,
+        "migrated": False,
+        "secrecy": 0,
+        "principals": case_file.principals(),
+        "case_file_ids": [str(case_file.pk)],
+        "retention": [retention_key(retention.years, bool(retention.permanent))],
+        "transfer": [case_file.transfer_state],
+        "updated_at": case_file_version(case_file.version),
     }
 
 
@@ -86,29 +158,37 @@ def search_for(
     )
 
 
-def enqueue_index(doc_ids: Iterable[str], *, remove: bool = False) -> None:
-    """Queue index updates on the single-writer `search` queue."""
+def enqueue_index(ids: Iterable[str], *, remove: bool = False) -> None:
+    """Queue index updates (documents or case files) on the single-writer `search` queue."""
     from jobs import enqueue
     from jobs.search import index_documents, remove_documents
 
-    ids = sorted({str(i) for i in doc_ids})
+    ids = sorted({str(i) for i in ids})
     if not ids:
         return
     func = remove_documents if remove else index_documents
     key = ("remove-" if remove else "index-") + (ids[0] if len(ids) == 1 else f"{len(ids)}")
     job_id = None
-    if len(ids) == 1:
-        doc = Document.objects(pk=ids[0]).only("version").first()
-        job_id = f"{key}-{doc.version if doc else 'gone'}"
+    if len(ids) == 1 and not remove:
+        # The same version of one document is indexed once, however often it is saved.
+        doc = Document.objects(pk=ids[0]).only("updated_at").first()
+        if doc is not None:
+            job_id = f"{key}-" + re.sub(r"[^0-9A-Za-z]", "", version_of(doc.updated_at))
     enqueue(func, ids, queue="search", job_id=job_id, retries=3)
 
 
+def queue_update(ids: Iterable[Any]) -> None:
+    """Queue index updates of records changed by the app, when automatic indexing is on."""
+    if not (has_app_context() and current_app.config.get("SEARCH_AUTO_INDEX", True)):
+        return
+    try:
+        enqueue_index(str(i) for i in ids)
+    except Exception:  # the check job repairs what a lost enqueue misses
+        log.exception("could not queue index update for %s", ids)
+
+
 def _after_save(sender: type[Document], document: Document, **kwargs: Any) -> None:
-    if has_app_context() and current_app.config.get("SEARCH_AUTO_INDEX", True):
-        try:
-            enqueue_index([str(document.pk)])
-        except Exception:  # the check job repairs what a lost enqueue misses
-            log.exception("could not queue index update for %s", document.pk)
+    queue_update([document.pk])
 
 
 def _after_delete(sender: type[Document], document: Document, **kwargs: Any) -> None:

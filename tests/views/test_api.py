@@ -96,5 +96,5 @@ def test_unknown_api_path_and_method_are_json(client):
 def test_openapi_document_lists_the_endpoints(client):
     spec = client.get("/api/v1/openapi.json").json
     assert spec["openapi"].startswith("3.")
-    for path in ("/session", "/me", "/jobs/{id}"):
+    for path in ("/session", "/me", "/jobs/{id}", "/search", "/legacy-imports"):
         assert path in spec["paths"]

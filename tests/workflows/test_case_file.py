@@ -343,30 +343,6 @@ def test_submitting_needs_a_leader_and_changes_nothing_without_one(users):
     assert Document.objects.count() == before
 
 
-def test_records_for_search(make_document, users, units):
-    from models.case_file import case_file_records, case_files_of
-
-    doc = finished_incoming(make_document, users)
-    case_file = closed_file(users["chuyenvien"], [doc])
-    (record,) = list(case_file_records())
-    assert record["kind"] == "case_file" and record["code"] == "15.QLTM"
-    assert record["transfer_state"] == "pending" and record["retention"] == "15 năm"
-    assert f"user:{users['chuyenvien'].pk}" in record["principals"]
-    assert f"unit:{units['QLTM'].pk}" in record["principals"]
-    assert "perm:archive.search" in record["principals"]
-    assert record["document_ids"] == [str(doc.pk)]
-    assert case_files_of(doc.pk) == [
-        {
-            "id": str(case_file.pk),
-            "code": "15.QLTM",
-            "title": case_file.title,
-            "year": case_file.year,
-            "retention": "15 năm",
-            "transfer_state": "pending",
-        }
-    ]
-
-
 def test_editing_a_file_checks_its_input(users):
     year_list = CaseFileList.objects.get()
     entry = next(e for e in year_list.entries if e.code == "07.QLTM")

@@ -116,6 +116,7 @@ def test_bad_queries_get_a_result_or_a_clear_message(client, make_document, run_
     assert response.json["total"] == 1
     assert set(response.json["hits"][0]) == {
         "id",
+        "kind",
         "legacy_id",
         "number",
         "title",
