@@ -21,6 +21,7 @@ from mongoengine import (
     QuerySet,
     ReferenceField,
     StringField,
+    signals,
 )
 from mongoengine import Document as MongoDocument
 
@@ -372,3 +373,13 @@ class Document(MongoDocument):
                 ],
             )
         return out
+
+
+def _touch(sender: type[Document], document: Document, **kwargs: Any) -> None:
+    """Keep updated_at true on every save of a change: the search index versions by it."""
+    changed = document._get_changed_fields() if document.pk is not None else []
+    if changed and "updated_at" not in changed:
+        document.updated_at = utcnow()
+
+
+signals.pre_save.connect(_touch, sender=Document)

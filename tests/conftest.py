@@ -181,6 +181,14 @@ def api_token(
 
 
 @pytest.fixture
+def search_auto_index(app: Flask) -> Iterator[None]:
+    """Index every save through the search queue, as the portal does (off in other tests)."""
+    app.config["SEARCH_AUTO_INDEX"] = True
+    yield
+    app.config["SEARCH_AUTO_INDEX"] = False
+
+
+@pytest.fixture
 def run_jobs(app: Flask) -> Any:
     """Work every queue with a real RQ SimpleWorker until empty; return jobs done."""
     from rq import SimpleWorker

@@ -250,27 +250,22 @@ class CaseFileView(SecuredBaseView):
 
     @expose("/<case_file_id>/export.pdf")
     def export_pdf(self, case_file_id: str) -> Any:
-        case_file = self._get(case_file_id, log_access=False)
-        try:
-            data = export_pdf(case_file, _user())
-        except DomainError as exc:
-            flash(exc.message, "error")
-            return redirect(url_for(".detail", case_file_id=case_file_id))
-        if case_file.frozen:
-            case_files.log_archive_access(case_file, "export_pdf")
-        return _attachment(data, f"ho-so-{case_file.full_code()}.pdf", "application/pdf")
+        return self._export(case_file_id, export_pdf, "pdf", "application/pdf")
 
     @expose("/<case_file_id>/export.xml")
     def export_xml(self, case_file_id: str) -> Any:
+        return self._export(case_file_id, export_xml, "xml", "application/xml")
+
+    def _export(self, case_file_id: str, build: Any, ext: str, mime: str) -> Any:
         case_file = self._get(case_file_id, log_access=False)
         try:
-            data = export_xml(case_file, _user())
+            data = build(case_file, _user())
         except DomainError as exc:
             flash(exc.message, "error")
             return redirect(url_for(".detail", case_file_id=case_file_id))
         if case_file.frozen:
-            case_files.log_archive_access(case_file, "export_xml")
-        return _attachment(data, f"ho-so-{case_file.full_code()}.xml", "application/xml")
+            case_files.log_archive_access(case_file, f"export_{ext}")
+        return _attachment(data, f"ho-so-{case_file.full_code()}.{ext}", mime)
 
     @expose("/<case_file_id>/documents/<doc_id>/file")
     def document_file(self, case_file_id: str, doc_id: str) -> Any:

@@ -171,9 +171,10 @@ def enqueue_index(ids: Iterable[str], *, remove: bool = False) -> None:
     job_id = None
     if len(ids) == 1 and not remove:
         # The same version of one document is indexed once, however often it is saved.
-        doc = Document.objects(pk=ids[0]).only("updated_at").first()
+        doc = Document.objects(pk=ids[0]).only("updated_at", "version").first()
         if doc is not None:
-            job_id = f"{key}-" + re.sub(r"[^0-9A-Za-z]", "", version_of(doc.updated_at))
+            stamp = re.sub(r"[^0-9A-Za-z]", "", version_of(doc.updated_at))
+            job_id = f"{key}-{doc.version}-{stamp}"
     enqueue(func, ids, queue="search", job_id=job_id, retries=3)
 
 

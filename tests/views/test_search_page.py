@@ -5,12 +5,7 @@ import pytest
 from tests.conftest import web_login
 from tests.workflows.test_case_file import closed_file, finished_incoming, migrated_document
 
-
-@pytest.fixture(autouse=True)
-def auto_index(app):
-    app.config["SEARCH_AUTO_INDEX"] = True
-    yield
-    app.config["SEARCH_AUTO_INDEX"] = False
+pytestmark = pytest.mark.usefixtures("search_auto_index")
 
 
 def test_records_manager_finds_a_case_file_and_filters_its_documents(

@@ -7,12 +7,7 @@ from models.document import Document
 from workflows import engine
 from workflows.search import search_for
 
-
-@pytest.fixture(autouse=True)
-def auto_index(app):
-    app.config["SEARCH_AUTO_INDEX"] = True
-    yield
-    app.config["SEARCH_AUTO_INDEX"] = False
+pytestmark = pytest.mark.usefixtures("search_auto_index")
 
 
 def work(run_jobs):

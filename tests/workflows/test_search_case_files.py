@@ -12,12 +12,7 @@ from tests.workflows.test_case_file import (
 from workflows import case_file as cf
 from workflows.search import search_for
 
-
-@pytest.fixture(autouse=True)
-def auto_index(app):
-    app.config["SEARCH_AUTO_INDEX"] = True
-    yield
-    app.config["SEARCH_AUTO_INDEX"] = False
+pytestmark = pytest.mark.usefixtures("search_auto_index")
 
 
 def ids(result):
