@@ -39,7 +39,7 @@ from models.signature import (
     TrustRoot,
 )
 from models.user import User
-from workflows import actions
+from workflows import actions, storage
 from workflows.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from workflows.rules import Acting, principals_of, resolve_acting
 from workflows.signing import (
@@ -147,30 +147,19 @@ def _as_domain(exc: Exception) -> DomainError:
     return SigningRefused()
 
 
-# Files (one helper; to be replaced by workflows.storage) ------------------------------------
-
-
-def _grid() -> gridfs.GridFS:
-    return gridfs.GridFS(get_db())
+# Files -------------------------------------------------------------------------------------
+# Signed PDFs come from the signing core, not from a user: they are stored as produced,
+# without the upload checks of storage.store_upload (which would parse each PDF again).
 
 
 def _store_file(data: bytes, filename: str, mime: str = "application/pdf") -> ObjectId:
-    file_id: ObjectId = _grid().put(data, filename=filename, content_type=mime)
+    file_id: ObjectId = gridfs.GridFS(get_db()).put(data, filename=filename, content_type=mime)
     return file_id
-
-
-def read_file(file_id: ObjectId) -> bytes:
-    """Return the bytes of a stored file."""
-    try:
-        data: bytes = _grid().get(file_id).read()
-    except gridfs.errors.NoFile as exc:
-        raise NotFound("Không tìm thấy tệp đã lưu của văn bản.") from exc
-    return data
 
 
 def _delete_file(file_id: ObjectId) -> None:
     try:
-        _grid().delete(file_id)
+        storage.delete_file(file_id)
     except Exception:
         log.warning("could not delete orphan file %s", file_id)
 
@@ -192,7 +181,7 @@ def attach_pdf(
     """Store a PDF as the document's next revision (for the demo seed and tests)."""
     open_pdf(data)  # refuse damaged or encrypted files before storing
     revision = FileRevision(
-        rev=max((r.rev for r in doc.revisions), default=0) + 1,
+        rev=storage.next_rev(doc),
         kind=kind,
         **_described(data, filename, str(user.pk) if user else None),
     )
@@ -1114,7 +1103,7 @@ def _plan(found: SignatureRecord, authorization: SigningAuthorization | None) ->
     if found.status == "done":
         return _Plan(found, doc, acting, identity, source, None)
     _check_lineage(doc)
-    data = read_file(source.file_id)
+    data = storage.read_file(source.file_id)
     if hashlib.sha256(data).hexdigest() != source.sha256:
         raise SigningRefused.from_core(
             DocumentModifiedError("Tệp PDF đã lưu không khớp mã băm, có thể đã bị sửa đổi.")
@@ -1148,7 +1137,7 @@ def _attachment_requests(doc: Document, found: SignatureRecord) -> list[tuple[in
     for index, attachment in enumerate(doc.attachments):
         if attachment.mime != "application/pdf":
             continue
-        data = read_file(attachment.file_id)
+        data = storage.read_file(attachment.file_id)
         widgets = signature_widgets(open_pdf(data).prev)
         if any(name == field_name and is_signed for name, _, _, is_signed in widgets):
             continue
@@ -1191,7 +1180,7 @@ def _store(plan: _Plan, signed: bytes, attachments: list[tuple[int, bytes]]) -> 
     if plan.acting.on_behalf:
         note += f" (thay {plan.acting.principal.full_name})"
     revision = FileRevision(
-        rev=max(r.rev for r in doc.revisions) + 1,
+        rev=storage.next_rev(doc),
         kind=REVISION_KINDS[plan.record.kind],
         source_rev=plan.source.rev,
         note=note[:300],
@@ -1662,7 +1651,7 @@ def verification_for(doc: Document, rev: int | None = None) -> list[dict[str, An
         results: list[dict[str, Any]] = json.loads(cached)
     else:
         try:
-            results = verify_bytes(read_file(revision.file_id))
+            results = verify_bytes(storage.read_file(revision.file_id))
         except DomainError as exc:
             return [{"error": exc.message}]
         conn.set(key, json.dumps(results, ensure_ascii=False), ex=3600)
@@ -1786,7 +1775,7 @@ def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
         ).save()
         identity = identity_for(actor, kind)
         acting = Acting(actor, actor)
-        data = read_file(source.file_id)
+        data = storage.read_file(source.file_id)
         reader = open_pdf(data).prev
         appearance, placement = _visual(doc, kind, acting, identity, reader, data)
         plan = _Plan(found, doc, acting, identity, source, None)

@@ -12,7 +12,7 @@ from models.role import Role
 from models.signature import SignatureRecord, SigningIdentity, TrustRoot
 from tests.conftest import api_token, csrf_token, web_login
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import signature, storage
 
 # fixtures shared with the workflow tests
 awaiting, director_pdf, identities = shared.awaiting, shared.director_pdf, shared.identities
@@ -31,7 +31,7 @@ def signed_pdf(awaiting, users, identities, run_jobs) -> bytes:
     run_jobs()
     doc.reload()
     assert doc.state == "sealing"
-    return signature.read_file(doc.current_pdf.file_id)
+    return storage.read_file(doc.current_pdf.file_id)
 
 
 # Verification --------------------------------------------------------------------------------

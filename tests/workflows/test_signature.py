@@ -18,7 +18,7 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature
+from workflows import engine, signature, storage
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -243,7 +243,7 @@ def awaiting(make_document, users, director_pdf, sealed_flow) -> DocFactory:
 
 def pdf_of(doc: Document) -> bytes:
     doc.reload()
-    return signature.read_file(doc.current_pdf.file_id)
+    return storage.read_file(doc.current_pdf.file_id)
 
 
 def signed_fields(data: bytes) -> list[str]:
@@ -830,7 +830,7 @@ def test_seal_also_signs_pdf_attachments_top_right(
     attachment = doc.attachments[0]
     assert attachment.filename == "phu-luc.pdf"
     assert attachment.sha256 != hashlib.sha256(appendix).hexdigest()
-    data = signature.read_file(attachment.file_id)
+    data = storage.read_file(attachment.file_id)
     assert data.startswith(appendix)
     [(_, page, rect, signed)] = signature_widgets(open_pdf(data).prev)
     assert signed and page == 0 and rect[0] > 300 and rect[1] > 700  # top right of page 1
