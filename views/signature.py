@@ -23,7 +23,7 @@ from models.document import Document
 from models.signature import BACKENDS, SignatureRecord, SigningIdentity, TrustRoot
 from views.api import api_bp, api_user, json_body, require_auth
 from views.base import SecuredBaseView, SecuredModelView
-from workflows import signature
+from workflows import signature, signing_identity
 from workflows.document import get_for
 from workflows.errors import DomainError, ValidationFailed
 
@@ -321,13 +321,13 @@ class SigningIdentityView(SecuredModelView):
             data, _ = _read_upload(upload)
             if not data:
                 raise ValidationFailed("Vui lòng chọn tệp PKCS#12.")
-            return signature.create_pkcs12_identity(
+            return signing_identity.create_pkcs12_identity(
                 data, form.passphrase.data or "", seal_image=seal_image, **common
             )
         if backend == "pkcs11":
             if not (form.pkcs11_lib.data and form.pkcs11_token.data and form.token_pin.data):
                 raise ValidationFailed("Nhập thư viện PKCS#11, nhãn thiết bị và mã PIN thiết bị.")
-            return signature.create_pkcs11_identity(
+            return signing_identity.create_pkcs11_identity(
                 form.pkcs11_lib.data,
                 form.pkcs11_token.data,
                 form.pkcs11_key_label.data or "",
@@ -337,7 +337,7 @@ class SigningIdentityView(SecuredModelView):
             )
         if not (form.csc_base_url.data and form.csc_credential_id.data):
             raise ValidationFailed("Nhập địa chỉ dịch vụ CSC và mã chứng thư.")
-        return signature.create_csc_identity(
+        return signing_identity.create_csc_identity(
             form.csc_base_url.data,
             form.csc_credential_id.data,
             form.csc_access_token.data or "",
@@ -355,7 +355,7 @@ class SigningIdentityView(SecuredModelView):
             model.label = form.label.data or model.label
             model.active = bool(form.active_flag.data)
             if form.signing_pin.data:
-                signature.set_signing_pin(model, form.signing_pin.data)
+                signing_identity.set_signing_pin(model, form.signing_pin.data)
             if form.seal_file.data:
                 model.seal_image.replace(form.seal_file.data.stream)
             model.save()

@@ -10,7 +10,7 @@ from tests.e2e.conftest import login
 from tests.e2e.test_signing_e2e import _work
 from tests.fixtures.files.samples import pdf_bytes
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import signature, signing_identity
 
 pytestmark = pytest.mark.e2e
 fast_pin_hash, sig_pki = shared.fast_pin_hash, shared.sig_pki
@@ -20,7 +20,7 @@ def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
     app, browser, live_server, make_document, users, tmp_path, sig_pki
 ):
     # The deputy initials digitally with a key of her own (PIN), for the head.
-    signature.create_pkcs12_identity(
+    signing_identity.create_pkcs12_identity(
         sig_pki.p12("deputy"), shared.PASSPHRASE, owner=users["phophong"], pin=shared.PIN
     )
     old = make_document(

@@ -12,7 +12,7 @@ from models.document import Document
 from models.signature import SignatureRecord
 from tests.workflows import test_signature as shared
 from tests.workflows.signing.csc_server import TOKEN, CscState, serve
-from workflows import signature
+from workflows import signature, signing_identity
 
 # fixtures shared with the workflow tests
 awaiting, director_pdf, identities = shared.awaiting, shared.director_pdf, shared.identities
@@ -86,7 +86,7 @@ def remote_director(csc, users, identities, app) -> Any:
     app.config["SIGNING_CSC_POLL_SECONDS"] = 0.05
 
     def make(mode: str, timeout: float = 3.0) -> Any:
-        return signature.create_csc_identity(
+        return signing_identity.create_csc_identity(
             f"{base}/csc/v2",
             f"leader-{mode}",
             TOKEN,

@@ -18,7 +18,7 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature, storage
+from workflows import engine, signature, signing_identity, storage
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -159,7 +159,7 @@ def fast_pin_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     from argon2 import PasswordHasher
 
     light = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(signature, "_hasher", lambda: light)
+    monkeypatch.setattr(signing_identity, "_hasher", lambda: light)
 
 
 _SESSION_PKI: list[Pki] = []
@@ -198,10 +198,10 @@ def identities(users: dict[str, Any], sig_pki: Pki) -> dict[str, SigningIdentity
         ("giamdoc", "leader"),
         ("phogiamdoc", "deputy"),
     ):
-        out[username] = signature.create_pkcs12_identity(
+        out[username] = signing_identity.create_pkcs12_identity(
             sig_pki.p12(who), PASSPHRASE, owner=users[username], pin=PIN
         )
-    out["seal"] = signature.create_pkcs12_identity(
+    out["seal"] = signing_identity.create_pkcs12_identity(
         sig_pki.p12("seal"), PASSPHRASE, agency_seal=True, pin=PIN
     )
     signature.add_trust_root(sig_pki.demo.ca.cert_pem)
@@ -338,9 +338,9 @@ def test_double_click_signs_once(awaiting, users, identities, run_jobs):
 
 def test_wrong_pin_changes_nothing(awaiting, users, identities):
     doc = awaiting("signing")
-    with pytest.raises(signature.InvalidSigningCode):
+    with pytest.raises(signing_identity.InvalidSigningCode):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, "999999")
-    with pytest.raises(signature.SigningCodeRequired):
+    with pytest.raises(signing_identity.SigningCodeRequired):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, "")
     doc.reload()
     assert doc.state == "signing" and len(doc.revisions) == 1
@@ -350,10 +350,10 @@ def test_wrong_pin_changes_nothing(awaiting, users, identities):
 
 def test_pin_locks_after_repeated_failures(awaiting, users, identities):
     doc = awaiting("signing")
-    for _ in range(signature.PIN_MAX_FAILURES):
-        with pytest.raises(signature.InvalidSigningCode):
+    for _ in range(signing_identity.PIN_MAX_FAILURES):
+        with pytest.raises(signing_identity.InvalidSigningCode):
             signature.start_signing(doc, users["giamdoc"], "sign", {}, "111111")
-    with pytest.raises(signature.InvalidSigningCode, match="tạm bị khóa"):
+    with pytest.raises(signing_identity.InvalidSigningCode, match="tạm bị khóa"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
 
 
@@ -371,42 +371,44 @@ def test_totp_authorizes_and_is_accepted_once(awaiting, users, identities, run_j
     assert SigningAuthorization.objects.get().method == "totp"
     run_jobs()
     other = awaiting("signing")
-    with pytest.raises(signature.InvalidSigningCode):
+    with pytest.raises(signing_identity.InvalidSigningCode):
         signature.start_signing(other, director, "sign", {}, code)  # replayed
 
 
 def test_no_identity_or_expired_certificate_is_refused_at_once(awaiting, users, sig_pki):
     doc = awaiting("signing")
-    with pytest.raises(signature.SigningRefused, match="chưa có chứng thư số"):
+    with pytest.raises(signing_identity.SigningRefused, match="chưa có chứng thư số"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
-    signature.create_pkcs12_identity(
+    signing_identity.create_pkcs12_identity(
         sig_pki.demo.expired.pkcs12(PASSPHRASE.encode()),
         PASSPHRASE,
         owner=users["giamdoc"],
         pin=PIN,
         check_dates=False,
     )
-    with pytest.raises(signature.SigningRefused, match="đã hết hạn"):
+    with pytest.raises(signing_identity.SigningRefused, match="đã hết hạn"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
 
 
 def test_upload_refuses_expired_mismatched_and_wrong_passphrase(users, sig_pki):
     demo = sig_pki.demo
-    with pytest.raises(signature.SigningRefused, match="hết hạn"):
-        signature.create_pkcs12_identity(
+    with pytest.raises(signing_identity.SigningRefused, match="hết hạn"):
+        signing_identity.create_pkcs12_identity(
             demo.expired.pkcs12(PASSPHRASE.encode()), PASSPHRASE, owner=users["giamdoc"]
         )
-    with pytest.raises(signature.SigningRefused, match="không khớp"):
-        signature.create_pkcs12_identity(
+    with pytest.raises(signing_identity.SigningRefused, match="không khớp"):
+        signing_identity.create_pkcs12_identity(
             demo.mismatched_pkcs12(PASSPHRASE.encode()), PASSPHRASE, owner=users["giamdoc"]
         )
-    with pytest.raises(signature.SigningRefused, match="Mật khẩu"):
-        signature.create_pkcs12_identity(sig_pki.p12("leader"), "sai", owner=users["giamdoc"])
+    with pytest.raises(signing_identity.SigningRefused, match="Mật khẩu"):
+        signing_identity.create_pkcs12_identity(
+            sig_pki.p12("leader"), "sai", owner=users["giamdoc"]
+        )
     assert SigningIdentity.objects.count() == 0
 
 
 def test_key_material_is_encrypted_at_rest(users, sig_pki, app):
-    identity = signature.create_pkcs12_identity(
+    identity = signing_identity.create_pkcs12_identity(
         sig_pki.p12("leader"), PASSPHRASE, owner=users["giamdoc"], pin=PIN
     )
     raw = SigningIdentity._get_collection().find_one({"_id": identity.pk})
@@ -418,10 +420,10 @@ def test_key_material_is_encrypted_at_rest(users, sig_pki, app):
     app.config["MASTER_KEY"] = "another-master-key-for-this-test-only"
     try:
         with pytest.raises(SigningError, match="giải mã"):
-            signature.load_identity(identity)
+            signing_identity.load_identity(identity)
     finally:
         app.config["MASTER_KEY"] = saved
-    assert signature.load_identity(identity).cert_info.common_name == "Nguyễn Văn An"
+    assert signing_identity.load_identity(identity).cert_info.common_name == "Nguyễn Văn An"
 
 
 # The whole chain and delegation ------------------------------------------------------------
@@ -641,7 +643,7 @@ def test_a_pdf_changed_after_the_initial_is_refused(
     doc.reload()
     assert doc.state == "signing"
     signature.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
-    with pytest.raises(signature.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
+    with pytest.raises(signing_identity.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
     doc.reload()
     assert doc.state == "signing" and len(doc.revisions) == 3
@@ -801,11 +803,11 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
     results = signature.verification_for(doc)
     assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Sở Công Thương tỉnh Đồng Nai"]
     assert all(r["ok"] and r["trusted"] for r in results), results
-    assert signature.identity_for(users["giamdoc"], "sign").has_signing_pin
-    authorization = signature.authorize(
+    assert signing_identity.identity_for(users["giamdoc"], "sign").has_signing_pin
+    authorization = signing_identity.authorize(
         users["giamdoc"],
         signature.DEMO_SIGNING_PIN,
-        identity=signature.identity_for(users["giamdoc"], "sign"),
+        identity=signing_identity.identity_for(users["giamdoc"], "sign"),
     )
     assert authorization.method == "pin"
 
