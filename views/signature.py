@@ -23,7 +23,7 @@ from models.document import Document
 from models.signature import BACKENDS, SignatureRecord, SigningIdentity, TrustRoot
 from views.api import api_bp, api_user, json_body, require_auth
 from views.base import SecuredBaseView, SecuredModelView
-from workflows import signature, signing_identity
+from workflows import signature, signing_identity, signing_verify
 from workflows.document import get_for
 from workflows.errors import DomainError, ValidationFailed
 
@@ -157,7 +157,7 @@ class VerifyView(SecuredBaseView):
         if form.validate_on_submit():
             data, filename = _read_upload(form.file.data)
             try:
-                results = signature.verify_upload(data, filename)
+                results = signing_verify.verify_upload(data, filename)
             except DomainError as exc:
                 error = exc.message
         elif request.method == "POST":
@@ -401,7 +401,7 @@ class TrustRootView(SecuredModelView):
         try:
             if not data:
                 raise ValidationFailed("Vui lòng chọn tệp chứng thư.")
-            root = signature.add_trust_root(
+            root = signing_verify.add_trust_root(
                 data, form.name.data or None, current_user._get_current_object()
             )
         except DomainError as exc:
@@ -455,7 +455,7 @@ def api_signatures() -> Any:
     return jsonify(
         {
             "records": [r.to_api() for r in SignatureRecord.objects.of_document(doc)],
-            "verification": signature.verification_for(doc),
+            "verification": signing_verify.verification_for(doc),
         }
     )
 
@@ -468,7 +468,9 @@ def api_verify() -> Any:
     if upload is None:
         raise ValidationFailed("Gửi tệp PDF trong trường 'file' (multipart/form-data).")
     data, filename = _read_upload(upload)
-    return jsonify({"filename": filename, "signatures": signature.verify_upload(data, filename)})
+    return jsonify(
+        {"filename": filename, "signatures": signing_verify.verify_upload(data, filename)}
+    )
 
 
 # Registration ------------------------------------------------------------------------------
@@ -486,7 +488,7 @@ def _signing_step(doc: Document) -> dict[str, str] | None:
 
 
 def _signature_panel(doc: Document) -> list[dict[str, Any]]:
-    return signature.verification_for(doc)
+    return signing_verify.verification_for(doc)
 
 
 def register_signature_views(admin: Admin, app: Flask) -> None:

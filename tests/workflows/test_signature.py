@@ -18,7 +18,7 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature, signing_identity, storage
+from workflows import engine, signature, signing_identity, signing_verify, storage
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -204,7 +204,7 @@ def identities(users: dict[str, Any], sig_pki: Pki) -> dict[str, SigningIdentity
     out["seal"] = signing_identity.create_pkcs12_identity(
         sig_pki.p12("seal"), PASSPHRASE, agency_seal=True, pin=PIN
     )
-    signature.add_trust_root(sig_pki.demo.ca.cert_pem)
+    signing_verify.add_trust_root(sig_pki.demo.ca.cert_pem)
     return out
 
 
@@ -318,7 +318,7 @@ def test_director_signs_through_a_real_worker(awaiting, users, identities, run_j
     assert found.revision_sha256 == doc.revisions[0].sha256
     assert found.backend == "pkcs12" and found.job_id == job.id
     assert signed_fields(after) == [found.field_name]
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert len(results) == 1
     assert results[0]["intact"] and results[0]["valid"] and results[0]["trusted"]
     assert results[0]["record"]["signer"] == "Nguyễn Văn An"
@@ -485,7 +485,7 @@ def test_initial_sign_and_seal_validate_with_pyhanko_and_pdfsig(
     assert [r.signer.username for r in records] == ["truongphong", "giamdoc", "vanthu"]
     assert records[2].cert_common_name == "Sở Nội vụ tỉnh Demo"
     data = pdf_of(doc)
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert [r["signer"] for r in results] == [
         "Lê Văn Cường",
         "Nguyễn Văn An",
@@ -507,7 +507,7 @@ def test_initial_sign_and_seal_validate_with_pyhanko_and_pdfsig(
     # a one-byte tamper is reported by both validators
     at = data.index(b"stream", 1000) + 40
     tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
-    assert not any(r["intact"] for r in signature.verify_bytes(tampered)[:1])
+    assert not any(r["intact"] for r in signing_verify.verify_bytes(tampered)[:1])
     assert any(
         r["Signature Validation"] != "Signature is Valid."
         for r in pdfsig(tampered, nss_db, tmp_path)
@@ -800,7 +800,7 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
     )
     doc = signature.sign_demo_document(doc)
     assert [r.kind for r in doc.revisions] == ["upload", "signed", "sealed"]
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Sở Công Thương tỉnh Đồng Nai"]
     assert all(r["ok"] and r["trusted"] for r in results), results
     assert signing_identity.identity_for(users["giamdoc"], "sign").has_signing_pin
@@ -836,7 +836,7 @@ def test_seal_also_signs_pdf_attachments_top_right(
     assert data.startswith(appendix)
     [(_, page, rect, signed)] = signature_widgets(open_pdf(data).prev)
     assert signed and page == 0 and rect[0] > 300 and rect[1] > 700  # top right of page 1
-    [check] = signature.verify_bytes(data)
+    [check] = signing_verify.verify_bytes(data)
     assert check["signer"] == "Sở Nội vụ tỉnh Demo" and check["intact"] and check["valid"]
     text = pdftotext(data, tmp_path)
     assert "15/QĐ-SCT" in text and re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text)
