@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import io
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any, cast
 
 import gridfs
 from bson import ObjectId
-from flask import Flask, current_app
+from flask import current_app
 from mongoengine.connection import get_db
 from rq.job import Job
 
@@ -57,7 +55,6 @@ from workflows.signing import (
     leader_appearance,
     seal_appearance,
     sign_pdfs,
-    verify_pdf,
 )
 from workflows.signing import SigningIdentity as CoreIdentity
 from workflows.signing.errors import DocumentModifiedError
@@ -67,11 +64,9 @@ from workflows.signing.placement import signature_widgets
 from workflows.signing_identity import (
     SigningRefused,
     authorize,
-    create_pkcs12_identity,
     identity_for,
     load_identity,
 )
-from workflows.signing_verify import add_trust_root, describe, trust_roots_der
 
 log = logging.getLogger(__name__)
 
@@ -298,11 +293,13 @@ class SignatureBlock:
     name: str
 
 
-def _title_of(user: User) -> str:
+def title_of(user: User) -> str:
+    """Return the user's position title in capitals, as the signature block prints it."""
     return user.position.name.upper() if user.position else ""
 
 
-def _head_title() -> str:
+def head_title() -> str:
+    """Return the agency head's title in capitals (the "KT. GIÁM ĐỐC" line of a block)."""
     head = Position.objects(level="agency_head").order_by("order").first()
     return head.name.upper() if head else "THỦ TRƯỞNG CƠ QUAN"
 
@@ -315,15 +312,15 @@ def signature_block(doc: Document, acting: Acting) -> SignatureBlock:
         prefix = DELEGATION_PREFIX.get(kind, "TUQ.")
         return SignatureBlock(
             prefix,
-            f"{prefix} {_title_of(acting.principal)}".strip(),
-            _title_of(actor) or None,
+            f"{prefix} {title_of(acting.principal)}".strip(),
+            title_of(actor) or None,
             actor.full_name,
         )
     prefix = doc.signer_authority or ""
     named = doc.signer is not None and doc.signer.pk == actor.pk
-    title = (doc.signer_title if named and doc.signer_title else _title_of(actor)).upper()
+    title = (doc.signer_title if named and doc.signer_title else title_of(actor)).upper()
     name = doc.signer_name if named and doc.signer_name else actor.full_name
-    authority = f"{prefix} {_head_title()}" if prefix else None
+    authority = f"{prefix} {head_title()}" if prefix else None
     return SignatureBlock(prefix, authority, title or None, name)
 
 
@@ -1109,6 +1106,43 @@ def _run_chunk(
             run.tick()
 
 
+def sign_directly(doc: Document, kind: str, actor: User) -> None:
+    """Sign the document's current PDF in this process: no job, no transition (demo seed)."""
+    doc.reload()
+    source = _current_pdf(doc)
+    rev = source.rev
+    found = SignatureRecord(
+        key=record_key(doc.pk, rev, kind, actor.pk),
+        document=doc,
+        revision=rev,
+        kind=kind,
+        signer=actor,
+        field_name=field_name_for(kind, actor.pk, rev),
+        status="queued",
+        transition_code="",
+    ).save()
+    identity = identity_for(actor, kind)
+    acting = Acting(actor, actor)
+    data = storage.read_file(source.file_id)
+    reader = open_pdf(data).prev
+    appearance, placement = _visual(doc, kind, acting, identity, reader, data)
+    plan = _Plan(found, doc, acting, identity, source, None)
+    now = utcnow().replace(microsecond=0)
+    request_ = SignRequest(
+        pdf_bytes=data,
+        kind=cast(SignatureKind, kind),
+        appearance=appearance,
+        placement=placement,
+        field_name=found.field_name,
+        reason=REASONS[kind],
+    )
+    signed = _sign([request_], load_identity(identity), now)[0]
+    if isinstance(signed, SigningError):
+        raise SigningRefused.from_core(signed)
+    _complete(plan, _store(plan, signed, []), now)
+    SignatureRecord.objects(pk=found.pk).update_one(set__transitioned_at=now)
+
+
 # Workflow actions ----------------------------------------------------------------------------
 
 
@@ -1155,224 +1189,3 @@ def _wrap_request_signature() -> None:
 
 
 _wrap_request_signature()
-
-
-# Demo --------------------------------------------------------------------------------------
-
-DEMO_SIGNING_PIN = "123456"
-
-
-def seed_demo_signing() -> None:
-    """Create the demo PKI, identities (giamdoc, phogiamdoc, agency seal), images, trust root."""
-    from models.role import Role
-    from workflows.signing import demo_images
-    from workflows.signing.demo import DEMO_PASSPHRASE
-    from workflows.signing.demo_pki import make_demo_pki
-
-    if SigningIdentity.objects(agency_seal=True).first() is not None:
-        return
-    users = {u.username: u for u in User.objects(username__in=["giamdoc", "phogiamdoc"])}
-    if len(users) != 2:
-        log.warning("demo signing: demo users missing, nothing seeded")
-        return
-    pki = make_demo_pki()
-    secret = DEMO_PASSPHRASE.encode()
-    add_trust_root(pki.ca.cert_pem, "VănThư Demo Root CA (chỉ dùng chạy thử)")
-    for username, who, seed in (("giamdoc", pki.leader, 1), ("phogiamdoc", pki.deputy, 7)):
-        user = users[username]
-        create_pkcs12_identity(
-            who.pkcs12(secret), DEMO_PASSPHRASE, owner=user, pin=DEMO_SIGNING_PIN
-        )
-        if not user.signature_image:
-            user.signature_image.put(io.BytesIO(demo_images.make_signature_image(seed)))
-            user.initial_image.put(io.BytesIO(demo_images.make_initial_image(seed + 1)))
-            user.save()
-    agency = Agency.current()
-    seal = _demo_agency_seal(pki, agency.name if agency else "Cơ quan Demo")
-    create_pkcs12_identity(
-        seal.pkcs12(secret),
-        DEMO_PASSPHRASE,
-        agency_seal=True,
-        label="Chữ ký số cơ quan (demo)",
-        pin=DEMO_SIGNING_PIN,
-        seal_image=demo_images.make_seal_image((agency.name if agency else "CƠ QUAN").upper()),
-    )
-    admin_role = Role.objects(code="quan_tri").first()
-    if admin_role is not None and "signing.manage" not in admin_role.permissions:
-        admin_role.update(add_to_set__permissions="signing.manage")
-    log.info("demo signing identities ready (PIN %s)", DEMO_SIGNING_PIN)
-
-
-def _demo_agency_seal(pki: Any, agency_name: str) -> Any:
-    """Issue the agency seal certificate in the agency's own name from the demo CA."""
-    from workflows.signing import demo_pki
-
-    key = demo_pki._new_key(2048)
-    start = utcnow() - dt.timedelta(days=30)
-    cert = demo_pki._issue(
-        subject=demo_pki._name(agency_name, agency_name),
-        key=key,
-        issuer=pki.ca,
-        not_before=start,
-        not_after=start + dt.timedelta(days=395),
-    )
-    return demo_pki.TestIdentity(agency_name, key, cert, (pki.ca.cert,))
-
-
-def sign_demo_document(doc: Document, clerk: User | None = None) -> Document:
-    """Give an issued demo document a PDF signed by its signer and sealed by the agency.
-
-    Signs directly (no job, no transition): the seed creates documents already issued.
-    """
-    from workflows.signing.demo_pdf import SampleDocument, make_sample_pdf
-
-    signer = doc.signer or User.objects(username="giamdoc").first()
-    clerk = clerk or User.objects(username="vanthu").first()
-    if signer is None or clerk is None:
-        raise ValidationFailed("Thiếu người ký hoặc văn thư để ký văn bản mẫu.")
-    if doc.current_pdf is None:
-        agency = Agency.current()
-        sample = SampleDocument(
-            agency=(agency.name if agency else "CƠ QUAN").upper(),
-            parent=(agency.parent_name if agency and agency.parent_name else "").upper(),
-            number=doc.notation or "…/…",
-            doc_type=(doc.doc_type_name or "Công văn").upper(),
-            summary=doc.subject[:90],
-            authority=f"{doc.signer_authority} {_head_title()}" if doc.signer_authority else None,
-            title=(doc.signer_title or _title_of(signer)).upper(),
-            signer=doc.signer_name or signer.full_name,
-        )
-        attach_pdf(
-            doc,
-            make_sample_pdf(sample),
-            f"{(doc.notation or 'van-ban').replace('/', '-')}.pdf",
-            signer,
-        )
-    for kind, actor in (("sign", signer), ("seal", clerk)):
-        doc.reload()
-        source = _current_pdf(doc)
-        rev = source.rev
-        found = SignatureRecord(
-            key=record_key(doc.pk, rev, kind, actor.pk),
-            document=doc,
-            revision=rev,
-            kind=kind,
-            signer=actor,
-            field_name=field_name_for(kind, actor.pk, rev),
-            status="queued",
-            transition_code="",
-        ).save()
-        identity = identity_for(actor, kind)
-        acting = Acting(actor, actor)
-        data = storage.read_file(source.file_id)
-        reader = open_pdf(data).prev
-        appearance, placement = _visual(doc, kind, acting, identity, reader, data)
-        plan = _Plan(found, doc, acting, identity, source, None)
-        now = utcnow().replace(microsecond=0)
-        request_ = SignRequest(
-            pdf_bytes=data,
-            kind=cast(SignatureKind, kind),
-            appearance=appearance,
-            placement=placement,
-            field_name=found.field_name,
-            reason=REASONS[kind],
-        )
-        signed = _sign([request_], load_identity(identity), now)[0]
-        if isinstance(signed, SigningError):
-            raise SigningRefused.from_core(signed)
-        _complete(plan, _store(plan, signed, []), now)
-        SignatureRecord.objects(pk=found.pk).update_one(set__transitioned_at=now)
-    doc.reload()
-    return doc
-
-
-# CLI -----------------------------------------------------------------------------------------
-
-
-def register_signing_cli(app: Flask) -> None:
-    """Register `flask signing verify|seed-demo|add-trust-root|add-identity`."""
-    import click
-    from flask.cli import AppGroup
-
-    group = AppGroup("signing", help="Ký số: kiểm tra chữ ký, chứng thư số.")
-
-    @group.command("verify")
-    @click.argument("pdf", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.option(
-        "--trust",
-        multiple=True,
-        type=click.Path(exists=True, dir_okay=False),
-        help="Extra trusted CA certificate (PEM/DER); repeatable.",
-    )
-    def verify_command(pdf: str, as_json: bool, trust: tuple[str, ...]) -> None:
-        """Verify every signature of a PDF; exit 1 if one is broken or invalid."""
-        with open(pdf, "rb") as handle:
-            data = handle.read()
-        roots = trust_roots_der()
-        for path in trust:
-            with open(path, "rb") as handle:
-                roots.append(handle.read())
-        try:
-            results = describe(verify_pdf(data, roots))
-        except SigningError as exc:
-            if as_json:
-                click.echo(json.dumps({"error": exc.message}, ensure_ascii=False))
-            else:
-                click.echo(exc.message, err=True)
-            raise SystemExit(2) from exc
-        if as_json:
-            click.echo(json.dumps(results, ensure_ascii=False, indent=2))
-        else:
-            if not results:
-                click.echo("Tệp không có chữ ký số.")
-            for item in results:
-                click.echo(
-                    f"{item['field']}: {item['signer']} lúc {item['signing_time']} – "
-                    f"{item['summary']} (PAdES {item['pades_level'] or '-'})"
-                )
-        raise SystemExit(0 if all(r["ok"] for r in results) else 1)
-
-    @group.command("seed-demo")
-    def seed_demo_command() -> None:
-        """Create the demo PKI and signing identities."""
-        seed_demo_signing()
-        click.echo("demo signing ready")
-
-    @group.command("add-trust-root")
-    @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--name", default=None)
-    def add_trust_root_command(cert: str, name: str | None) -> None:
-        """Trust a CA certificate when verifying signatures."""
-        with open(cert, "rb") as handle:
-            root = add_trust_root(handle.read(), name)
-        click.echo(f"trusted {root.subject} ({root.sha256[:16]})")
-
-    @group.command("add-identity")
-    @click.argument("p12", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--user", "username", default=None, help="Owner (username).")
-    @click.option("--agency-seal", is_flag=True, help="The agency's own signature (seal).")
-    @click.option("--passphrase", prompt=True, hide_input=True)
-    @click.option("--pin", default="", help="Signing PIN (6-12 digits); prompts when empty.")
-    def add_identity_command(
-        p12: str, username: str | None, agency_seal: bool, passphrase: str, pin: str
-    ) -> None:
-        """Store a PKCS#12 identity, encrypted with MASTER_KEY."""
-        owner = User.objects(username=username).first() if username else None
-        if username and owner is None:
-            raise click.ClickException(f"unknown user {username}")
-        if not pin:
-            pin = click.prompt(
-                "Signing PIN (empty: TOTP only)", default="", hide_input=True, show_default=False
-            )
-        with open(p12, "rb") as handle:
-            data = handle.read()
-        try:
-            identity = create_pkcs12_identity(
-                data, passphrase, owner=owner, agency_seal=agency_seal, pin=pin or None
-            )
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
-        click.echo(f"stored {identity.label} ({identity.cert_sha256[:16]})")
-
-    app.cli.add_command(group)

@@ -18,7 +18,7 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature, signing_identity, signing_verify, storage
+from workflows import engine, signature, signing_demo, signing_identity, signing_verify, storage
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -781,8 +781,8 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
     from models.role import Role
     from models.signature import TrustRoot
 
-    signature.seed_demo_signing()
-    signature.seed_demo_signing()  # idempotent
+    signing_demo.seed_demo_signing()
+    signing_demo.seed_demo_signing()  # idempotent
     assert SigningIdentity.objects.count() == 3
     assert SigningIdentity.objects.agency().get().seal_image
     assert TrustRoot.objects.count() == 1
@@ -798,7 +798,7 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
         signer_name="Nguyễn Văn An",
         notation="15/QĐ-SCT",
     )
-    doc = signature.sign_demo_document(doc)
+    doc = signing_demo.sign_demo_document(doc)
     assert [r.kind for r in doc.revisions] == ["upload", "signed", "sealed"]
     results = signing_verify.verification_for(doc)
     assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Sở Công Thương tỉnh Đồng Nai"]
@@ -806,7 +806,7 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
     assert signing_identity.identity_for(users["giamdoc"], "sign").has_signing_pin
     authorization = signing_identity.authorize(
         users["giamdoc"],
-        signature.DEMO_SIGNING_PIN,
+        signing_demo.DEMO_SIGNING_PIN,
         identity=signing_identity.identity_for(users["giamdoc"], "sign"),
     )
     assert authorization.method == "pin"
