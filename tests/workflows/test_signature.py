@@ -18,7 +18,15 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature, signing_demo, signing_identity, signing_verify, storage
+from workflows import (
+    engine,
+    signature,
+    signing_demo,
+    signing_identity,
+    signing_run,
+    signing_verify,
+    storage,
+)
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -230,7 +238,7 @@ def awaiting(make_document, users, director_pdf, sealed_flow) -> DocFactory:
             signer_name="Nguyễn Văn An",
             **fields,
         )
-        signature.attach_pdf(doc, pdf or director_pdf, "quyet-dinh.pdf", users["chuyenvien"])
+        signing_run.attach_pdf(doc, pdf or director_pdf, "quyet-dinh.pdf", users["chuyenvien"])
         engine.transition(doc.pk, "submit", users["chuyenvien"])
         if state == "signing":
             engine.transition(doc.pk, "circuit_approve", users["truongphong"])
@@ -550,7 +558,7 @@ def test_time_limited_delegation_signs_as_tuq(awaiting, users, identities):
         ends_at=now + dt.timedelta(days=1),
     ).save()
     doc = awaiting("signing")
-    acting = signature._acting(doc, "sign", deputy)
+    acting = signature.acting_for(doc, "sign", deputy)
     block = signature.signature_block(doc, acting)
     assert (block.prefix, block.authority, block.title, block.name) == (
         "TUQ.",
@@ -603,7 +611,7 @@ def test_a_killed_worker_retried_signs_exactly_once(
 ):
     doc = awaiting("signing")
     if crash == "after_store":
-        target, original = signature, signature._complete
+        target, original = signing_run, signing_run._complete
         name = "_complete"
     else:
         target, original = engine, engine.transition
@@ -642,7 +650,7 @@ def test_a_pdf_changed_after_the_initial_is_refused(
     run_jobs()
     doc.reload()
     assert doc.state == "signing"
-    signature.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
+    signing_run.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
     with pytest.raises(signing_identity.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
     doc.reload()
@@ -661,7 +669,7 @@ def test_stored_bytes_tampered_after_the_initial_fail_the_job(
     at = data.index(b"stream", 1000) + 40
     tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
     # someone edits the stored file behind the application's back (hash recomputed too)
-    fresh = signature._described(tampered, "quyet-dinh.pdf", None)
+    fresh = signing_run._described(tampered, "quyet-dinh.pdf", None)
     Document.objects(pk=doc.pk).update_one(
         set__revisions__1__file_id=fresh["file_id"], set__revisions__1__sha256=fresh["sha256"]
     )
@@ -685,7 +693,7 @@ def test_encrypted_or_damaged_pdf_is_refused(awaiting, users, identities, run_jo
     with pytest.raises(SigningError, match="mã hóa"):
         awaiting("signing", pdf=buffer.getvalue())
     doc = awaiting("signing")
-    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    broken = signing_run._described(b"%PDF-1.7\n garbage", "x.pdf", None)
     Document.objects(pk=doc.pk).update_one(
         set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
     )
@@ -717,7 +725,7 @@ def test_batch_signs_the_rest_when_one_fails(awaiting, users, identities, run_jo
     other = awaiting("signing")
     engine.transition(other.pk, "return_to_drafter", users["giamdoc"], {"reason": "Sửa"})
     # one document's stored file is damaged behind the application's back
-    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    broken = signing_run._described(b"%PDF-1.7\n garbage", "x.pdf", None)
     Document.objects(pk=docs[1].pk).update_one(
         set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
     )
@@ -820,7 +828,7 @@ def test_seal_also_signs_pdf_attachments_top_right(
     doc = awaiting("signing", notation="15/QĐ-SCT")
     appendix = make_sample_pdf(SampleDocument(doc_type="PHỤ LỤC", authority=None, title=""))
     Document.objects(pk=doc.pk).update_one(
-        push__attachments=StoredFile(**signature._described(appendix, "phu-luc.pdf", None))
+        push__attachments=StoredFile(**signing_run._described(appendix, "phu-luc.pdf", None))
     )
     signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
     run_jobs()
