@@ -13,7 +13,7 @@ from models.organization import Agency
 from models.signature import SigningIdentity
 from models.user import User
 from workflows.errors import ValidationFailed
-from workflows.signature import head_title, title_of
+from workflows.signing_appearance import head_title, title_of
 from workflows.signing_identity import create_pkcs12_identity
 from workflows.signing_run import attach_pdf, sign_directly
 from workflows.signing_verify import add_trust_root

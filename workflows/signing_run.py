@@ -36,8 +36,6 @@ from workflows.signature import (
     current_pdf,
     field_name_for,
     record_key,
-    signature_block,
-    visual_for,
 )
 from workflows.signing import (
     FieldExistsError,
@@ -51,6 +49,7 @@ from workflows.signing import SigningIdentity as CoreIdentity
 from workflows.signing.errors import DocumentModifiedError
 from workflows.signing.pdf import open_pdf
 from workflows.signing.placement import signature_widgets
+from workflows.signing_appearance import signature_block, visual_for
 from workflows.signing_identity import SigningRefused, identity_for, load_identity
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from models.user import User
 from workflows import (
     engine,
     signature,
+    signing_appearance,
     signing_demo,
     signing_identity,
     signing_run,
@@ -559,7 +560,7 @@ def test_time_limited_delegation_signs_as_tuq(awaiting, users, identities):
     ).save()
     doc = awaiting("signing")
     acting = signature.acting_for(doc, "sign", deputy)
-    block = signature.signature_block(doc, acting)
+    block = signing_appearance.signature_block(doc, acting)
     assert (block.prefix, block.authority, block.title, block.name) == (
         "TUQ.",
         "TUQ. GIÁM ĐỐC",
