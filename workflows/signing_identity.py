@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from bson import ObjectId
@@ -103,9 +104,17 @@ def _unseal(identity: SigningIdentity, blob: bytes | None) -> bytes:
     return decrypt_secret(_master_key(), blob, context=identity.secret_context())
 
 
+@contextmanager
+def _refused_on_core_error() -> Iterator[None]:
+    """Turn a signing-core error into SigningRefused, keeping its Vietnamese message and code."""
+    try:
+        yield
+    except SigningError as exc:
+        raise SigningRefused.from_core(exc) from exc
+
+
 def _new_identity(
     info: CertInfo,
-    *,
     backend: str,
     owner: User | None,
     agency_seal: bool,
@@ -160,20 +169,11 @@ def create_pkcs12_identity(
     check_dates: bool = True,
 ) -> SigningIdentity:
     """Store an uploaded PKCS#12 file, encrypted with the master key with its passphrase."""
-    try:
+    with _refused_on_core_error():
         parsed = Pkcs12Identity.from_pkcs12(data, passphrase)
         if check_dates:
             parsed.check_validity()
-    except SigningError as exc:
-        raise SigningRefused.from_core(exc) from exc
-    identity = _new_identity(
-        parsed.cert_info,
-        backend="pkcs12",
-        owner=owner,
-        agency_seal=agency_seal,
-        label=label,
-        created_by=created_by,
-    )
+    identity = _new_identity(parsed.cert_info, "pkcs12", owner, agency_seal, label, created_by)
     identity.encrypted_key.pkcs12 = _seal(identity, data)
     identity.encrypted_key.passphrase = _seal(identity, passphrase.encode("utf-8"))
     return _finish_identity(identity, pin, seal_image)
@@ -194,7 +194,7 @@ def create_pkcs11_identity(
     created_by: User | None = None,
 ) -> SigningIdentity:
     """Register a key on a server token or HSM (its PIN is stored encrypted)."""
-    try:
+    with _refused_on_core_error():
         opened = open_pkcs11_identity(
             lib_path,
             token_label=token_label,
@@ -202,16 +202,7 @@ def create_pkcs11_identity(
             key_label=key_label,
             chain_der=chain_der,
         )
-    except SigningError as exc:
-        raise SigningRefused.from_core(exc) from exc
-    identity = _new_identity(
-        opened.cert_info,
-        backend="pkcs11",
-        owner=owner,
-        agency_seal=agency_seal,
-        label=label,
-        created_by=created_by,
-    )
+    identity = _new_identity(opened.cert_info, "pkcs11", owner, agency_seal, label, created_by)
     identity.pkcs11_lib, identity.pkcs11_token = lib_path, token_label
     identity.pkcs11_key_label = key_label
     identity.chain_der = list(chain_der)
@@ -233,18 +224,9 @@ def create_csc_identity(
 ) -> SigningIdentity:
     """Register a remote-signing credential (CSC API v2); its access token is stored encrypted."""
     client = CscClient(CscSettings(base_url, access_token, confirm_timeout=confirm_timeout))
-    try:
+    with _refused_on_core_error():
         opened = open_csc_identity(client, credential_id)
-    except SigningError as exc:
-        raise SigningRefused.from_core(exc) from exc
-    identity = _new_identity(
-        opened.cert_info,
-        backend="csc",
-        owner=owner,
-        agency_seal=agency_seal,
-        label=label,
-        created_by=created_by,
-    )
+    identity = _new_identity(opened.cert_info, "csc", owner, agency_seal, label, created_by)
     identity.csc_base_url, identity.csc_credential_id = base_url, credential_id
     identity.csc_confirm_timeout = confirm_timeout
     identity.encrypted_key.access_token = _seal(identity, access_token.encode("utf-8"))

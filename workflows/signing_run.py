@@ -293,6 +293,18 @@ def _produced_revision(plan: _Plan) -> FileRevision:
     return plan.source
 
 
+def _certificate(identity: SigningIdentity) -> dict[str, Any]:
+    """Return the identity and certificate facts a signature record keeps."""
+    return {
+        "identity": identity,
+        "backend": identity.backend,
+        "cert_subject": identity.cert_subject,
+        "cert_common_name": identity.cert_common_name,
+        "cert_serial": identity.cert_serial,
+        "cert_sha256": identity.cert_sha256,
+    }
+
+
 def _complete(plan: _Plan, revision: FileRevision, signed_at: dt.datetime) -> None:
     found, identity = plan.record, plan.identity
     source_rev = revision.source_rev if revision.source_rev is not None else plan.source.rev
@@ -303,12 +315,7 @@ def _complete(plan: _Plan, revision: FileRevision, signed_at: dt.datetime) -> No
         set__signed_revision=revision.rev,
         set__revision_sha256=source.sha256,
         set__result_sha256=revision.sha256,
-        set__identity=identity,
-        set__backend=identity.backend,
-        set__cert_subject=identity.cert_subject,
-        set__cert_common_name=identity.cert_common_name,
-        set__cert_serial=identity.cert_serial,
-        set__cert_sha256=identity.cert_sha256,
+        **{f"set__{name}": value for name, value in _certificate(identity).items()},
         set__signed_at=signed_at,
         set__authority=signature_block(plan.doc, plan.acting).prefix
         if plan.record.kind == "sign"
@@ -331,12 +338,7 @@ def _record_attachments(plan: _Plan, indexes: list[int], signed_at: dt.datetime)
             revision=plan.record.revision,
             kind="attachment",
             signer=plan.acting.actor,
-            identity=identity,
-            backend=identity.backend,
-            cert_subject=identity.cert_subject,
-            cert_common_name=identity.cert_common_name,
-            cert_serial=identity.cert_serial,
-            cert_sha256=identity.cert_sha256,
+            **_certificate(identity),
             signed_at=signed_at,
             field_name=field_name_for("attachment", plan.acting.actor.pk, plan.record.revision),
             attachment_name=attachment.filename,
