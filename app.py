@@ -142,7 +142,7 @@ def _register_cli(app: Flask) -> None:
     from jobs.cli import register_job_cli
     from workflows.cli import register_cli
     from workflows.legacy_import_cli import register_legacy_cli
-    from workflows.signature import register_signing_cli
+    from workflows.signing_cli import register_signing_cli
 
     register_cli(app)
     register_job_cli(app)

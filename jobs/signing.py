@@ -40,7 +40,7 @@ def _give_up(message: str, code: str | None) -> None:
 
 def sign_document(record_id: str, authorization_id: str) -> dict[str, Any]:
     """Sign one document, store the revision and record, then perform its transition."""
-    from workflows.signature import run_signing
+    from workflows.signing_run import run_signing
 
     result = run_signing([record_id], authorization_id, progress=_progress)
     if result["failed"]:
@@ -53,6 +53,6 @@ def sign_batch(
     record_ids: list[str], authorization_id: str, rejected: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Sign several documents; failures are listed per document and the rest still sign."""
-    from workflows.signature import run_signing
+    from workflows.signing_run import run_signing
 
     return run_signing(record_ids, authorization_id, rejected=rejected, progress=_progress)

@@ -23,7 +23,7 @@ from models.document import Document
 from models.signature import BACKENDS, SignatureRecord, SigningIdentity, TrustRoot
 from views.api import api_bp, api_user, json_body, require_auth
 from views.base import SecuredBaseView, SecuredModelView
-from workflows import signature
+from workflows import signature, signing_identity, signing_verify
 from workflows.document import get_for
 from workflows.errors import DomainError, ValidationFailed
 
@@ -157,7 +157,7 @@ class VerifyView(SecuredBaseView):
         if form.validate_on_submit():
             data, filename = _read_upload(form.file.data)
             try:
-                results = signature.verify_upload(data, filename)
+                results = signing_verify.verify_upload(data, filename)
             except DomainError as exc:
                 error = exc.message
         elif request.method == "POST":
@@ -321,13 +321,13 @@ class SigningIdentityView(SecuredModelView):
             data, _ = _read_upload(upload)
             if not data:
                 raise ValidationFailed("Vui lòng chọn tệp PKCS#12.")
-            return signature.create_pkcs12_identity(
+            return signing_identity.create_pkcs12_identity(
                 data, form.passphrase.data or "", seal_image=seal_image, **common
             )
         if backend == "pkcs11":
             if not (form.pkcs11_lib.data and form.pkcs11_token.data and form.token_pin.data):
                 raise ValidationFailed("Nhập thư viện PKCS#11, nhãn thiết bị và mã PIN thiết bị.")
-            return signature.create_pkcs11_identity(
+            return signing_identity.create_pkcs11_identity(
                 form.pkcs11_lib.data,
                 form.pkcs11_token.data,
                 form.pkcs11_key_label.data or "",
@@ -337,7 +337,7 @@ class SigningIdentityView(SecuredModelView):
             )
         if not (form.csc_base_url.data and form.csc_credential_id.data):
             raise ValidationFailed("Nhập địa chỉ dịch vụ CSC và mã chứng thư.")
-        return signature.create_csc_identity(
+        return signing_identity.create_csc_identity(
             form.csc_base_url.data,
             form.csc_credential_id.data,
             form.csc_access_token.data or "",
@@ -355,7 +355,7 @@ class SigningIdentityView(SecuredModelView):
             model.label = form.label.data or model.label
             model.active = bool(form.active_flag.data)
             if form.signing_pin.data:
-                signature.set_signing_pin(model, form.signing_pin.data)
+                signing_identity.set_signing_pin(model, form.signing_pin.data)
             if form.seal_file.data:
                 model.seal_image.replace(form.seal_file.data.stream)
             model.save()
@@ -401,7 +401,7 @@ class TrustRootView(SecuredModelView):
         try:
             if not data:
                 raise ValidationFailed("Vui lòng chọn tệp chứng thư.")
-            root = signature.add_trust_root(
+            root = signing_verify.add_trust_root(
                 data, form.name.data or None, current_user._get_current_object()
             )
         except DomainError as exc:
@@ -455,7 +455,7 @@ def api_signatures() -> Any:
     return jsonify(
         {
             "records": [r.to_api() for r in SignatureRecord.objects.of_document(doc)],
-            "verification": signature.verification_for(doc),
+            "verification": signing_verify.verification_for(doc),
         }
     )
 
@@ -468,7 +468,9 @@ def api_verify() -> Any:
     if upload is None:
         raise ValidationFailed("Gửi tệp PDF trong trường 'file' (multipart/form-data).")
     data, filename = _read_upload(upload)
-    return jsonify({"filename": filename, "signatures": signature.verify_upload(data, filename)})
+    return jsonify(
+        {"filename": filename, "signatures": signing_verify.verify_upload(data, filename)}
+    )
 
 
 # Registration ------------------------------------------------------------------------------
@@ -486,7 +488,7 @@ def _signing_step(doc: Document) -> dict[str, str] | None:
 
 
 def _signature_panel(doc: Document) -> list[dict[str, Any]]:
-    return signature.verification_for(doc)
+    return signing_verify.verification_for(doc)
 
 
 def register_signature_views(admin: Admin, app: Flask) -> None:

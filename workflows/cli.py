@@ -43,9 +43,8 @@ def register_cli(app: Flask) -> None:
         """Report documents missing from or stale in the index; exit 1 if any."""
         import json
 
-        from search_index.writer import check, open_or_create
-
         from jobs.search import current_versions
+        from search_index.writer import check, open_or_create
         from workflows.search import index_path
 
         open_or_create(index_path())

@@ -179,7 +179,7 @@ def _seed_issued_document(users: dict[str, User], types: dict[str, DocumentType]
     from models.document import HistoryEntry
     from models.signature import SigningIdentity
     from workflows import register_book
-    from workflows.signature import sign_demo_document
+    from workflows.signing_demo import sign_demo_document
 
     if not SigningIdentity.objects(owner=users["giamdoc"]).first():
         return  # the demo PKI is seeded outside tests only

@@ -226,7 +226,7 @@ def seed_demo() -> None:
         ).save()
     seed_register_books()
     if not current_app.config["TESTING"]:  # a key pair per person: too slow for every test
-        from workflows.signature import seed_demo_signing
+        from workflows.signing_demo import seed_demo_signing
 
         seed_demo_signing()
     from workflows.case_file import seed_demo_case_files

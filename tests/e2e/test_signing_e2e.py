@@ -10,7 +10,7 @@ import pytest
 from models.document import Document
 from tests.e2e.conftest import login
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import storage
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def test_director_batch_signs_and_verifies_in_the_browser(
 
     signed = tmp_path / "quyet-dinh.pdf"
     docs[0].reload()
-    signed.write_bytes(signature.read_file(docs[0].current_pdf.file_id))
+    signed.write_bytes(storage.read_file(docs[0].current_pdf.file_id))
     page.goto("/signatures/verify/")
     page.set_input_files("#file", str(signed))
     page.click("#verify-submit")

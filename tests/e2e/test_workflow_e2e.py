@@ -10,7 +10,7 @@ from tests.e2e.conftest import login
 from tests.e2e.test_signing_e2e import _work
 from tests.fixtures.files.samples import pdf_bytes
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import signing_identity, signing_run
 
 pytestmark = pytest.mark.e2e
 fast_pin_hash, sig_pki = shared.fast_pin_hash, shared.sig_pki
@@ -20,7 +20,7 @@ def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
     app, browser, live_server, make_document, users, tmp_path, sig_pki
 ):
     # The deputy initials digitally with a key of her own (PIN), for the head.
-    signature.create_pkcs12_identity(
+    signing_identity.create_pkcs12_identity(
         sig_pki.p12("deputy"), shared.PASSPHRASE, owner=users["phophong"], pin=shared.PIN
     )
     old = make_document(
@@ -29,7 +29,7 @@ def test_admin_adds_a_step_and_a_deputy_initials_for_the_head(
         signer=users["giamdoc"],
         subject="V/v dự thảo cũ trước khi đổi quy trình",
     )
-    signature.attach_pdf(old, pdf_bytes(), "du-thao-cu.pdf", users["chuyenvien"])
+    signing_run.attach_pdf(old, pdf_bytes(), "du-thao-cu.pdf", users["chuyenvien"])
 
     admin = browser.new_context(base_url=live_server).new_page()
     login(admin, "admin")

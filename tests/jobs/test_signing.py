@@ -12,7 +12,7 @@ from models.document import Document
 from models.signature import SignatureRecord
 from tests.workflows import test_signature as shared
 from tests.workflows.signing.csc_server import TOKEN, CscState, serve
-from workflows import signature
+from workflows import signature, signing_identity, signing_verify
 
 # fixtures shared with the workflow tests
 awaiting, director_pdf, identities = shared.awaiting, shared.director_pdf, shared.identities
@@ -86,7 +86,7 @@ def remote_director(csc, users, identities, app) -> Any:
     app.config["SIGNING_CSC_POLL_SECONDS"] = 0.05
 
     def make(mode: str, timeout: float = 3.0) -> Any:
-        return signature.create_csc_identity(
+        return signing_identity.create_csc_identity(
             f"{base}/csc/v2",
             f"leader-{mode}",
             TOKEN,
@@ -110,7 +110,7 @@ def test_remote_signature_after_confirmation(awaiting, users, remote_director, r
     assert doc.state == "sealing"
     found = SignatureRecord.objects.get()
     assert found.backend == "csc" and found.cert_common_name == "Nguyễn Văn An"
-    [result] = signature.verification_for(doc)
+    [result] = signing_verify.verification_for(doc)
     assert result["intact"] and result["valid"] and result["trusted"]
     assert csc[1].labels[-1].startswith("Ký ban hành")
 
@@ -157,6 +157,6 @@ def test_timestamp_url_gives_pades_b_t(awaiting, users, identities, run_jobs, cs
     finally:
         app.config.pop("SIGNING_TIMESTAMP_URL")
     doc.reload()
-    [result] = signature.verification_for(doc)
+    [result] = signing_verify.verification_for(doc)
     assert result["pades_level"] == "B-T" and result["timestamp_time"]
     assert result["intact"] and result["valid"]

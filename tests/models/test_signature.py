@@ -10,19 +10,19 @@ from mongoengine.errors import NotUniqueError
 from models.audit import AuditEntry
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import signature, signing_identity
 
 fast_pin_hash, sig_pki = shared.fast_pin_hash, shared.sig_pki
 
 
 def test_identity_api_and_audit_never_show_key_material(users, sig_pki):
-    identity = signature.create_pkcs12_identity(
+    identity = signing_identity.create_pkcs12_identity(
         sig_pki.p12("leader"), shared.PASSPHRASE, owner=users["giamdoc"], pin=shared.PIN
     )
     shown = identity.to_api()
     assert shown["certificate"]["common_name"] == "Nguyễn Văn An"
     assert "encrypted_key" not in str(shown) and "pkcs12" not in shown
-    signature.set_signing_pin(identity, "13572468")
+    signing_identity.set_signing_pin(identity, "13572468")
     update = AuditEntry.objects(object_type="SigningIdentity", action="update").first()
     assert update is not None
     assert set(update.detail["changes"].values()) <= {"***", 0, None}
@@ -60,10 +60,10 @@ def test_one_record_per_signature_key(make_document, users):
 
 
 def test_identity_querysets(users, sig_pki):
-    mine = signature.create_pkcs12_identity(
+    mine = signing_identity.create_pkcs12_identity(
         sig_pki.p12("leader"), shared.PASSPHRASE, owner=users["giamdoc"]
     )
-    seal = signature.create_pkcs12_identity(
+    seal = signing_identity.create_pkcs12_identity(
         sig_pki.p12("seal"), shared.PASSPHRASE, agency_seal=True
     )
     assert list(SigningIdentity.objects.of_user(users["giamdoc"])) == [mine]

@@ -12,7 +12,7 @@ from models.role import Role
 from models.signature import SignatureRecord, SigningIdentity, TrustRoot
 from tests.conftest import api_token, csrf_token, web_login
 from tests.workflows import test_signature as shared
-from workflows import signature
+from workflows import signature, signing_run, storage
 
 # fixtures shared with the workflow tests
 awaiting, director_pdf, identities = shared.awaiting, shared.director_pdf, shared.identities
@@ -31,7 +31,7 @@ def signed_pdf(awaiting, users, identities, run_jobs) -> bytes:
     run_jobs()
     doc.reload()
     assert doc.state == "sealing"
-    return signature.read_file(doc.current_pdf.file_id)
+    return storage.read_file(doc.current_pdf.file_id)
 
 
 # Verification --------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_wrong_code_in_the_portal_is_shown(client, awaiting, users, identities):
 
 def test_batch_page_progress_and_failures(client, awaiting, users, identities, run_jobs):
     docs = [awaiting("signing") for _ in range(3)]
-    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    broken = signing_run._described(b"%PDF-1.7\n garbage", "x.pdf", None)
     Document.objects(pk=docs[2].pk).update_one(
         set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
     )

@@ -18,7 +18,16 @@ from models.delegation import Delegation
 from models.document import Document
 from models.signature import SignatureRecord, SigningAuthorization, SigningIdentity
 from models.user import User
-from workflows import engine, signature
+from workflows import (
+    engine,
+    signature,
+    signing_appearance,
+    signing_demo,
+    signing_identity,
+    signing_run,
+    signing_verify,
+    storage,
+)
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.signing import SigningError
 from workflows.signing import demo_pki as pki_module
@@ -159,7 +168,7 @@ def fast_pin_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     from argon2 import PasswordHasher
 
     light = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(signature, "_hasher", lambda: light)
+    monkeypatch.setattr(signing_identity, "_hasher", lambda: light)
 
 
 _SESSION_PKI: list[Pki] = []
@@ -198,13 +207,13 @@ def identities(users: dict[str, Any], sig_pki: Pki) -> dict[str, SigningIdentity
         ("giamdoc", "leader"),
         ("phogiamdoc", "deputy"),
     ):
-        out[username] = signature.create_pkcs12_identity(
+        out[username] = signing_identity.create_pkcs12_identity(
             sig_pki.p12(who), PASSPHRASE, owner=users[username], pin=PIN
         )
-    out["seal"] = signature.create_pkcs12_identity(
+    out["seal"] = signing_identity.create_pkcs12_identity(
         sig_pki.p12("seal"), PASSPHRASE, agency_seal=True, pin=PIN
     )
-    signature.add_trust_root(sig_pki.demo.ca.cert_pem)
+    signing_verify.add_trust_root(sig_pki.demo.ca.cert_pem)
     return out
 
 
@@ -230,7 +239,7 @@ def awaiting(make_document, users, director_pdf, sealed_flow) -> DocFactory:
             signer_name="Nguyễn Văn An",
             **fields,
         )
-        signature.attach_pdf(doc, pdf or director_pdf, "quyet-dinh.pdf", users["chuyenvien"])
+        signing_run.attach_pdf(doc, pdf or director_pdf, "quyet-dinh.pdf", users["chuyenvien"])
         engine.transition(doc.pk, "submit", users["chuyenvien"])
         if state == "signing":
             engine.transition(doc.pk, "circuit_approve", users["truongphong"])
@@ -243,7 +252,7 @@ def awaiting(make_document, users, director_pdf, sealed_flow) -> DocFactory:
 
 def pdf_of(doc: Document) -> bytes:
     doc.reload()
-    return signature.read_file(doc.current_pdf.file_id)
+    return storage.read_file(doc.current_pdf.file_id)
 
 
 def signed_fields(data: bytes) -> list[str]:
@@ -318,7 +327,7 @@ def test_director_signs_through_a_real_worker(awaiting, users, identities, run_j
     assert found.revision_sha256 == doc.revisions[0].sha256
     assert found.backend == "pkcs12" and found.job_id == job.id
     assert signed_fields(after) == [found.field_name]
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert len(results) == 1
     assert results[0]["intact"] and results[0]["valid"] and results[0]["trusted"]
     assert results[0]["record"]["signer"] == "Nguyễn Văn An"
@@ -338,9 +347,9 @@ def test_double_click_signs_once(awaiting, users, identities, run_jobs):
 
 def test_wrong_pin_changes_nothing(awaiting, users, identities):
     doc = awaiting("signing")
-    with pytest.raises(signature.InvalidSigningCode):
+    with pytest.raises(signing_identity.InvalidSigningCode):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, "999999")
-    with pytest.raises(signature.SigningCodeRequired):
+    with pytest.raises(signing_identity.SigningCodeRequired):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, "")
     doc.reload()
     assert doc.state == "signing" and len(doc.revisions) == 1
@@ -350,10 +359,10 @@ def test_wrong_pin_changes_nothing(awaiting, users, identities):
 
 def test_pin_locks_after_repeated_failures(awaiting, users, identities):
     doc = awaiting("signing")
-    for _ in range(signature.PIN_MAX_FAILURES):
-        with pytest.raises(signature.InvalidSigningCode):
+    for _ in range(signing_identity.PIN_MAX_FAILURES):
+        with pytest.raises(signing_identity.InvalidSigningCode):
             signature.start_signing(doc, users["giamdoc"], "sign", {}, "111111")
-    with pytest.raises(signature.InvalidSigningCode, match="tạm bị khóa"):
+    with pytest.raises(signing_identity.InvalidSigningCode, match="tạm bị khóa"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
 
 
@@ -371,42 +380,44 @@ def test_totp_authorizes_and_is_accepted_once(awaiting, users, identities, run_j
     assert SigningAuthorization.objects.get().method == "totp"
     run_jobs()
     other = awaiting("signing")
-    with pytest.raises(signature.InvalidSigningCode):
+    with pytest.raises(signing_identity.InvalidSigningCode):
         signature.start_signing(other, director, "sign", {}, code)  # replayed
 
 
 def test_no_identity_or_expired_certificate_is_refused_at_once(awaiting, users, sig_pki):
     doc = awaiting("signing")
-    with pytest.raises(signature.SigningRefused, match="chưa có chứng thư số"):
+    with pytest.raises(signing_identity.SigningRefused, match="chưa có chứng thư số"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
-    signature.create_pkcs12_identity(
+    signing_identity.create_pkcs12_identity(
         sig_pki.demo.expired.pkcs12(PASSPHRASE.encode()),
         PASSPHRASE,
         owner=users["giamdoc"],
         pin=PIN,
         check_dates=False,
     )
-    with pytest.raises(signature.SigningRefused, match="đã hết hạn"):
+    with pytest.raises(signing_identity.SigningRefused, match="đã hết hạn"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
 
 
 def test_upload_refuses_expired_mismatched_and_wrong_passphrase(users, sig_pki):
     demo = sig_pki.demo
-    with pytest.raises(signature.SigningRefused, match="hết hạn"):
-        signature.create_pkcs12_identity(
+    with pytest.raises(signing_identity.SigningRefused, match="hết hạn"):
+        signing_identity.create_pkcs12_identity(
             demo.expired.pkcs12(PASSPHRASE.encode()), PASSPHRASE, owner=users["giamdoc"]
         )
-    with pytest.raises(signature.SigningRefused, match="không khớp"):
-        signature.create_pkcs12_identity(
+    with pytest.raises(signing_identity.SigningRefused, match="không khớp"):
+        signing_identity.create_pkcs12_identity(
             demo.mismatched_pkcs12(PASSPHRASE.encode()), PASSPHRASE, owner=users["giamdoc"]
         )
-    with pytest.raises(signature.SigningRefused, match="Mật khẩu"):
-        signature.create_pkcs12_identity(sig_pki.p12("leader"), "sai", owner=users["giamdoc"])
+    with pytest.raises(signing_identity.SigningRefused, match="Mật khẩu"):
+        signing_identity.create_pkcs12_identity(
+            sig_pki.p12("leader"), "sai", owner=users["giamdoc"]
+        )
     assert SigningIdentity.objects.count() == 0
 
 
 def test_key_material_is_encrypted_at_rest(users, sig_pki, app):
-    identity = signature.create_pkcs12_identity(
+    identity = signing_identity.create_pkcs12_identity(
         sig_pki.p12("leader"), PASSPHRASE, owner=users["giamdoc"], pin=PIN
     )
     raw = SigningIdentity._get_collection().find_one({"_id": identity.pk})
@@ -418,10 +429,10 @@ def test_key_material_is_encrypted_at_rest(users, sig_pki, app):
     app.config["MASTER_KEY"] = "another-master-key-for-this-test-only"
     try:
         with pytest.raises(SigningError, match="giải mã"):
-            signature.load_identity(identity)
+            signing_identity.load_identity(identity)
     finally:
         app.config["MASTER_KEY"] = saved
-    assert signature.load_identity(identity).cert_info.common_name == "Nguyễn Văn An"
+    assert signing_identity.load_identity(identity).cert_info.common_name == "Nguyễn Văn An"
 
 
 # The whole chain and delegation ------------------------------------------------------------
@@ -483,7 +494,7 @@ def test_initial_sign_and_seal_validate_with_pyhanko_and_pdfsig(
     assert [r.signer.username for r in records] == ["truongphong", "giamdoc", "vanthu"]
     assert records[2].cert_common_name == "Sở Nội vụ tỉnh Demo"
     data = pdf_of(doc)
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert [r["signer"] for r in results] == [
         "Lê Văn Cường",
         "Nguyễn Văn An",
@@ -505,7 +516,7 @@ def test_initial_sign_and_seal_validate_with_pyhanko_and_pdfsig(
     # a one-byte tamper is reported by both validators
     at = data.index(b"stream", 1000) + 40
     tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
-    assert not any(r["intact"] for r in signature.verify_bytes(tampered)[:1])
+    assert not any(r["intact"] for r in signing_verify.verify_bytes(tampered)[:1])
     assert any(
         r["Signature Validation"] != "Signature is Valid."
         for r in pdfsig(tampered, nss_db, tmp_path)
@@ -548,8 +559,8 @@ def test_time_limited_delegation_signs_as_tuq(awaiting, users, identities):
         ends_at=now + dt.timedelta(days=1),
     ).save()
     doc = awaiting("signing")
-    acting = signature._acting(doc, "sign", deputy)
-    block = signature.signature_block(doc, acting)
+    acting = signature.acting_for(doc, "sign", deputy)
+    block = signing_appearance.signature_block(doc, acting)
     assert (block.prefix, block.authority, block.title, block.name) == (
         "TUQ.",
         "TUQ. GIÁM ĐỐC",
@@ -601,7 +612,7 @@ def test_a_killed_worker_retried_signs_exactly_once(
 ):
     doc = awaiting("signing")
     if crash == "after_store":
-        target, original = signature, signature._complete
+        target, original = signing_run, signing_run._complete
         name = "_complete"
     else:
         target, original = engine, engine.transition
@@ -640,8 +651,8 @@ def test_a_pdf_changed_after_the_initial_is_refused(
     run_jobs()
     doc.reload()
     assert doc.state == "signing"
-    signature.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
-    with pytest.raises(signature.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
+    signing_run.attach_pdf(doc, director_pdf, "quyet-dinh-sua.pdf", users["chuyenvien"])
+    with pytest.raises(signing_identity.SigningRefused, match="đã bị thay đổi sau khi ký nháy"):
         signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
     doc.reload()
     assert doc.state == "signing" and len(doc.revisions) == 3
@@ -659,7 +670,7 @@ def test_stored_bytes_tampered_after_the_initial_fail_the_job(
     at = data.index(b"stream", 1000) + 40
     tampered = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
     # someone edits the stored file behind the application's back (hash recomputed too)
-    fresh = signature._described(tampered, "quyet-dinh.pdf", None)
+    fresh = signing_run._described(tampered, "quyet-dinh.pdf", None)
     Document.objects(pk=doc.pk).update_one(
         set__revisions__1__file_id=fresh["file_id"], set__revisions__1__sha256=fresh["sha256"]
     )
@@ -683,7 +694,7 @@ def test_encrypted_or_damaged_pdf_is_refused(awaiting, users, identities, run_jo
     with pytest.raises(SigningError, match="mã hóa"):
         awaiting("signing", pdf=buffer.getvalue())
     doc = awaiting("signing")
-    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    broken = signing_run._described(b"%PDF-1.7\n garbage", "x.pdf", None)
     Document.objects(pk=doc.pk).update_one(
         set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
     )
@@ -715,7 +726,7 @@ def test_batch_signs_the_rest_when_one_fails(awaiting, users, identities, run_jo
     other = awaiting("signing")
     engine.transition(other.pk, "return_to_drafter", users["giamdoc"], {"reason": "Sửa"})
     # one document's stored file is damaged behind the application's back
-    broken = signature._described(b"%PDF-1.7\n garbage", "x.pdf", None)
+    broken = signing_run._described(b"%PDF-1.7\n garbage", "x.pdf", None)
     Document.objects(pk=docs[1].pk).update_one(
         set__revisions__0__file_id=broken["file_id"], set__revisions__0__sha256=broken["sha256"]
     )
@@ -779,8 +790,8 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
     from models.role import Role
     from models.signature import TrustRoot
 
-    signature.seed_demo_signing()
-    signature.seed_demo_signing()  # idempotent
+    signing_demo.seed_demo_signing()
+    signing_demo.seed_demo_signing()  # idempotent
     assert SigningIdentity.objects.count() == 3
     assert SigningIdentity.objects.agency().get().seal_image
     assert TrustRoot.objects.count() == 1
@@ -796,16 +807,16 @@ def test_demo_seed_signs_an_issued_document(make_document, users, monkeypatch):
         signer_name="Nguyễn Văn An",
         notation="15/QĐ-SCT",
     )
-    doc = signature.sign_demo_document(doc)
+    doc = signing_demo.sign_demo_document(doc)
     assert [r.kind for r in doc.revisions] == ["upload", "signed", "sealed"]
-    results = signature.verification_for(doc)
+    results = signing_verify.verification_for(doc)
     assert [r["signer"] for r in results] == ["Nguyễn Văn An", "Sở Công Thương tỉnh Đồng Nai"]
     assert all(r["ok"] and r["trusted"] for r in results), results
-    assert signature.identity_for(users["giamdoc"], "sign").has_signing_pin
-    authorization = signature.authorize(
+    assert signing_identity.identity_for(users["giamdoc"], "sign").has_signing_pin
+    authorization = signing_identity.authorize(
         users["giamdoc"],
-        signature.DEMO_SIGNING_PIN,
-        identity=signature.identity_for(users["giamdoc"], "sign"),
+        signing_demo.DEMO_SIGNING_PIN,
+        identity=signing_identity.identity_for(users["giamdoc"], "sign"),
     )
     assert authorization.method == "pin"
 
@@ -818,7 +829,7 @@ def test_seal_also_signs_pdf_attachments_top_right(
     doc = awaiting("signing", notation="15/QĐ-SCT")
     appendix = make_sample_pdf(SampleDocument(doc_type="PHỤ LỤC", authority=None, title=""))
     Document.objects(pk=doc.pk).update_one(
-        push__attachments=StoredFile(**signature._described(appendix, "phu-luc.pdf", None))
+        push__attachments=StoredFile(**signing_run._described(appendix, "phu-luc.pdf", None))
     )
     signature.start_signing(doc, users["giamdoc"], "sign", {}, PIN)
     run_jobs()
@@ -830,11 +841,11 @@ def test_seal_also_signs_pdf_attachments_top_right(
     attachment = doc.attachments[0]
     assert attachment.filename == "phu-luc.pdf"
     assert attachment.sha256 != hashlib.sha256(appendix).hexdigest()
-    data = signature.read_file(attachment.file_id)
+    data = storage.read_file(attachment.file_id)
     assert data.startswith(appendix)
     [(_, page, rect, signed)] = signature_widgets(open_pdf(data).prev)
     assert signed and page == 0 and rect[0] > 300 and rect[1] > 700  # top right of page 1
-    [check] = signature.verify_bytes(data)
+    [check] = signing_verify.verify_bytes(data)
     assert check["signer"] == "Sở Nội vụ tỉnh Demo" and check["intact"] and check["valid"]
     text = pdftotext(data, tmp_path)
     assert "15/QĐ-SCT" in text and re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text)
