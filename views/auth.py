@@ -18,6 +18,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from models.user import User
+from views.base import current_actor
 from workflows import auth
 from workflows.errors import DomainError
 
@@ -185,7 +186,7 @@ class AuthView(BaseView):
     @login_required
     def password(self) -> Any:
         form = PasswordForm()
-        user = current_user._get_current_object()
+        user = current_actor()
         if form.validate_on_submit():
             try:
                 auth.change_password(

@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import abort, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView
 from flask_admin.contrib.mongoengine import ModelView
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from models.user import User
+from workflows.errors import DomainError
+
+
+def current_actor() -> User:
+    """Return the logged-in user itself (not the proxy), as workflows expect."""
+    user: User = current_user._get_current_object()
+    return user
+
+
+def form_ok() -> bool:
+    """Check the posted form's CSRF token; flash why when it is stale."""
+    if FlaskForm().validate_on_submit():
+        return True
+    flash("Phiên làm việc đã hết hạn. Vui lòng tải lại trang và thử lại.", "error")
+    return False
+
+
+def act(done: str, operation: Callable[[], Any], target: str) -> Response:
+    """Run a posted operation: flash its outcome in Vietnamese, go back to `target`."""
+    if form_ok():
+        try:
+            operation()
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(done, "success")
+    return redirect(target)
 
 
 class SecuredMixin:
@@ -32,6 +63,9 @@ class SecuredMixin:
 
 class SecuredBaseView(SecuredMixin, BaseView):
     """A custom portal screen (workflow screens, search, reports)."""
+
+    def _user(self) -> User:
+        return current_actor()
 
 
 class SecuredModelView(SecuredMixin, ModelView):

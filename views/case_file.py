@@ -10,7 +10,6 @@ from bson import ObjectId
 from flask import Flask, Response, abort, flash, jsonify, redirect, request, url_for
 from flask_admin import Admin, expose
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from mongoengine import Q
 
 from models.audit import AuditEntry
@@ -27,25 +26,13 @@ from models.retention import RetentionPeriod
 from models.role import Role
 from models.user import User
 from views.api import api_bp, api_user, json_body, require_auth
-from views.base import SecuredBaseView, SecuredModelView
+from views.base import SecuredBaseView, SecuredModelView, act, current_actor, form_ok
 from workflows import case_file as case_files
 from workflows.case_file_export import export_pdf, export_xml
 from workflows.errors import DomainError, ValidationFailed
 
 PAGE_SIZE = 50
 CATEGORY = "Lưu trữ"
-
-
-def _user() -> User:
-    user: User = current_user._get_current_object()
-    return user
-
-
-def _form_ok() -> bool:
-    if FlaskForm().validate_on_submit():
-        return True
-    flash("Phiên làm việc đã hết hạn. Vui lòng tải lại trang và thử lại.", "error")
-    return False
 
 
 def _attachment(data: bytes, filename: str, mime: str) -> Response:
@@ -92,7 +79,7 @@ class CaseFileView(SecuredBaseView):
 
     @expose("/")
     def index(self) -> Any:
-        user = _user()
+        user = current_actor()
         tab = request.args.get("tab", "mine")
         qs = CaseFile.objects.visible_to(user)
         if tab == "mine":
@@ -111,8 +98,8 @@ class CaseFileView(SecuredBaseView):
 
     @expose("/new", methods=("GET", "POST"))
     def create(self) -> Any:
-        user = _user()
-        if request.method == "POST" and _form_ok():
+        user = current_actor()
+        if request.method == "POST" and form_ok():
             try:
                 if request.form.get("entry"):
                     list_id, _, entry_id = request.form["entry"].partition(":")
@@ -133,13 +120,13 @@ class CaseFileView(SecuredBaseView):
 
     def _get(self, case_file_id: str, log_access: bool = True) -> CaseFile:
         try:
-            return case_files.get_case_file(_user(), case_file_id, log_access=log_access)
+            return case_files.get_case_file(current_actor(), case_file_id, log_access=log_access)
         except DomainError:
             abort(404)
 
     @expose("/<case_file_id>")
     def detail(self, case_file_id: str) -> Any:
-        user = _user()
+        user = current_actor()
         case_file = self._get(case_file_id)
         query = (request.args.get("q") or "").strip()[:200]
         found: list[Document] = []
@@ -173,14 +160,7 @@ class CaseFileView(SecuredBaseView):
         )
 
     def _act(self, case_file_id: str, done: str, operation: Any) -> Any:
-        if _form_ok():
-            try:
-                operation()
-            except DomainError as exc:
-                flash(exc.message, "error")
-            else:
-                flash(done, "success")
-        return redirect(url_for(".detail", case_file_id=case_file_id))
+        return act(done, operation, url_for(".detail", case_file_id=case_file_id))
 
     @expose("/<case_file_id>/attach", methods=("POST",))
     def attach(self, case_file_id: str) -> Any:
@@ -188,17 +168,17 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã đưa văn bản vào hồ sơ.",
-            lambda: case_files.attach_document(_user(), case_file_id, doc_id),
+            lambda: case_files.attach_document(current_actor(), case_file_id, doc_id),
         )
 
     @expose("/add-document", methods=("POST",))
     def add_document(self) -> Any:
         """Put a document into a file from the document's own page, then go back to it."""
         doc_id = request.form.get("document_id", "")
-        if _form_ok():
+        if form_ok():
             try:
                 case_file = case_files.attach_document(
-                    _user(), request.form.get("case_file", ""), doc_id
+                    current_actor(), request.form.get("case_file", ""), doc_id
                 )
             except DomainError as exc:
                 flash(exc.message, "error")
@@ -211,7 +191,7 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã gỡ văn bản khỏi hồ sơ.",
-            lambda: case_files.detach_document(_user(), case_file_id, doc_id),
+            lambda: case_files.detach_document(current_actor(), case_file_id, doc_id),
         )
 
     @expose("/<case_file_id>/edit", methods=("POST",))
@@ -220,7 +200,9 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã lưu thông tin hồ sơ.",
-            lambda: case_files.update_case_file(_user(), case_file_id, request.form, version),
+            lambda: case_files.update_case_file(
+                current_actor(), case_file_id, request.form, version
+            ),
         )
 
     @expose("/<case_file_id>/close", methods=("POST",))
@@ -228,7 +210,7 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã kết thúc hồ sơ.",
-            lambda: case_files.close_case_file(_user(), case_file_id),
+            lambda: case_files.close_case_file(current_actor(), case_file_id),
         )
 
     @expose("/<case_file_id>/reopen", methods=("POST",))
@@ -236,7 +218,7 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã mở lại hồ sơ.",
-            lambda: case_files.reopen_case_file(_user(), case_file_id),
+            lambda: case_files.reopen_case_file(current_actor(), case_file_id),
         )
 
     @expose("/<case_file_id>/transfer", methods=("POST",))
@@ -245,7 +227,7 @@ class CaseFileView(SecuredBaseView):
         return self._act(
             case_file_id,
             "Đã tiếp nhận hồ sơ vào Lưu trữ cơ quan.",
-            lambda: case_files.transfer_case_files(_user(), [case_file_id], comment),
+            lambda: case_files.transfer_case_files(current_actor(), [case_file_id], comment),
         )
 
     @expose("/<case_file_id>/export.pdf")
@@ -259,7 +241,7 @@ class CaseFileView(SecuredBaseView):
     def _export(self, case_file_id: str, build: Any, ext: str, mime: str) -> Any:
         case_file = self._get(case_file_id, log_access=False)
         try:
-            data = build(case_file, _user())
+            data = build(case_file, current_actor())
         except DomainError as exc:
             flash(exc.message, "error")
             return redirect(url_for(".detail", case_file_id=case_file_id))
@@ -272,7 +254,7 @@ class CaseFileView(SecuredBaseView):
         """Download a document's PDF through the file (for readers of an archive)."""
         from views.document import send_stored
 
-        user = _user()
+        user = current_actor()
         case_file = self._get(case_file_id, log_access=False)
         rows = case_files.documents_for(user, case_file)
         doc = next((d for _, d, readable in rows if readable and str(d.pk) == doc_id), None)
@@ -297,10 +279,10 @@ class CaseFileListView(SecuredBaseView):
 
     @expose("/new", methods=("POST",))
     def create(self) -> Any:
-        if _form_ok():
+        if form_ok():
             try:
                 created = case_files.create_list(
-                    _user(), request.form.get("year"), request.form.get("title", "")
+                    current_actor(), request.form.get("year"), request.form.get("title", "")
                 )
             except DomainError as exc:
                 flash(exc.message, "error")
@@ -319,7 +301,7 @@ class CaseFileListView(SecuredBaseView):
             "case_file/list_detail.html",
             year_list=year_list,
             states=LIST_STATES,
-            can_edit=_user().can("archive.manage") and year_list.state == "draft",
+            can_edit=current_actor().can("archive.manage") and year_list.state == "draft",
             periods=_retention_choices(),
             units=Unit.objects(active=True),
             users=User.objects(active=True).order_by("full_name"),
@@ -327,21 +309,14 @@ class CaseFileListView(SecuredBaseView):
         )
 
     def _act(self, list_id: str, done: str, operation: Any) -> Any:
-        if _form_ok():
-            try:
-                operation()
-            except DomainError as exc:
-                flash(exc.message, "error")
-            else:
-                flash(done, "success")
-        return redirect(url_for(".detail", list_id=list_id))
+        return act(done, operation, url_for(".detail", list_id=list_id))
 
     @expose("/<list_id>/entries", methods=("POST",))
     def add_entry(self, list_id: str) -> Any:
         return self._act(
             list_id,
             "Đã thêm hồ sơ vào danh mục.",
-            lambda: case_files.add_list_entry(_user(), list_id, request.form),
+            lambda: case_files.add_list_entry(current_actor(), list_id, request.form),
         )
 
     @expose("/<list_id>/entries/<entry_id>/remove", methods=("POST",))
@@ -349,7 +324,7 @@ class CaseFileListView(SecuredBaseView):
         return self._act(
             list_id,
             "Đã bỏ hồ sơ khỏi danh mục.",
-            lambda: case_files.remove_list_entry(_user(), list_id, entry_id),
+            lambda: case_files.remove_list_entry(current_actor(), list_id, entry_id),
         )
 
     @expose("/<list_id>/submit", methods=("POST",))
@@ -358,7 +333,10 @@ class CaseFileListView(SecuredBaseView):
             list_id,
             "Đã trình lãnh đạo duyệt danh mục hồ sơ.",
             lambda: case_files.submit_list(
-                _user(), list_id, request.form.get("leader"), request.form.get("comment", "")
+                current_actor(),
+                list_id,
+                request.form.get("leader"),
+                request.form.get("comment", ""),
             ),
         )
 
@@ -403,7 +381,7 @@ class ArchiveView(SecuredBaseView):
     required_permission = "archive.search"
 
     def _manager_only(self) -> None:
-        if not _user().can("archive.manage"):
+        if not current_actor().can("archive.manage"):
             abort(403)
 
     @expose("/")
@@ -454,10 +432,12 @@ class ArchiveView(SecuredBaseView):
     @expose("/transfer", methods=("POST",))
     def transfer(self) -> Any:
         self._manager_only()
-        if _form_ok():
+        if form_ok():
             try:
                 record = case_files.transfer_case_files(
-                    _user(), request.form.getlist("case_file"), request.form.get("comment", "")
+                    current_actor(),
+                    request.form.getlist("case_file"),
+                    request.form.get("comment", ""),
                 )
             except DomainError as exc:
                 flash(exc.message, "error")
@@ -521,7 +501,7 @@ def case_file_panel(doc: Document) -> dict[str, Any]:
     """The files holding a document (that the user sees), and open files to put it in."""
     if not current_user.is_authenticated:
         return {"holding": [], "open_files": []}
-    user = _user()
+    user = current_actor()
     visible = CaseFile.objects.visible_to(user)
     holding = list(visible.holding(doc.pk).only("code", "title", "year", "state"))
     held = {c.pk for c in holding}

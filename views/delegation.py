@@ -7,13 +7,12 @@ from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from mongoengine import Q
 
 from models.delegation import KINDS, SCOPES, Delegation
 from models.user import User
-from views.base import SecuredBaseView
+from views.base import SecuredBaseView, current_actor
 from workflows.delegation import create_delegation, revoke_delegation
 from workflows.errors import DomainError, ValidationFailed
 
@@ -35,7 +34,7 @@ class DelegationView(SecuredBaseView):
 
     @expose("/", methods=("GET", "POST"))
     def index(self) -> Any:
-        user: User = current_user._get_current_object()
+        user = current_actor()
         form = FlaskForm()
         if request.method == "POST":
             if not form.validate_on_submit():
@@ -79,7 +78,7 @@ class DelegationView(SecuredBaseView):
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
-            revoke_delegation(current_user._get_current_object(), delegation_id)
+            revoke_delegation(current_actor(), delegation_id)
         except DomainError as exc:
             flash(exc.message, "error")
         else:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from mongoengine import Q
 
@@ -135,10 +134,6 @@ def collect_inputs(form: Any) -> dict[str, Any]:
 
 class DocumentView(SecuredBaseView):
     """Everything a clerk, a specialist and a leader do with documents every day."""
-
-    def _user(self) -> User:
-        user: User = current_user._get_current_object()
-        return user
 
     @expose("/")
     def index(self) -> Any:

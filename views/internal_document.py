@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from models.document import URGENCY_LEVELS, Document
 from models.user import User
 from views.api import api_bp, api_user, json_body, require_auth
-from views.base import SecuredBaseView
+from views.base import SecuredBaseView, current_actor
 from workflows import engine
 from workflows import internal_document as internal
 from workflows.errors import DomainError, ValidationFailed
@@ -46,13 +46,6 @@ def _recipients_from(form: Any) -> list[str]:
 
 class InternalDocumentView(SecuredBaseView):
     """Văn bản nội bộ: the inbox, what I sent, sending, forwarding and re-distribution."""
-
-    def is_accessible(self) -> bool:
-        return bool(current_user.is_authenticated)
-
-    def _user(self) -> User:
-        user: User = current_user._get_current_object()
-        return user
 
     @expose("/")
     def index(self) -> Any:
@@ -187,7 +180,7 @@ def internal_panel(doc: Document) -> dict[str, Any] | None:
     """Receipts and thread of an internal document, for the document page (marks it read)."""
     if doc.direction != "internal" or not current_user.is_authenticated:
         return None
-    user: User = current_user._get_current_object()
+    user = current_actor()
     internal.mark_read(doc, user)
     return {"receipts": internal.receipts(doc, user), "thread": internal.thread(doc, user)}
 

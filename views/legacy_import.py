@@ -15,7 +15,6 @@ from flask import (
     url_for,
 )
 from flask_admin import Admin, expose
-from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from models.document import Document
@@ -72,10 +71,6 @@ class LegacyImportView(SecuredBaseView):
     """Chuyển đổi dữ liệu: import legacy exports and follow them."""
 
     required_permission = PERMISSION
-
-    def _user(self) -> User:
-        user: User = current_user._get_current_object()
-        return user
 
     def _batch(self, batch_id: str) -> ImportBatch:
         try:

@@ -15,7 +15,7 @@ from models.document import Document, StoredFile
 from models.opinion import ANSWERS, OpinionRequest, aware
 from models.user import User
 from views.api import api_bp, api_user, json_body, require_auth
-from views.base import SecuredBaseView
+from views.base import SecuredBaseView, current_actor
 from workflows import internal_document as internal
 from workflows import opinion as opinions
 from workflows.errors import DomainError, Forbidden, ValidationFailed
@@ -109,13 +109,6 @@ def summary_download(req: OpinionRequest, fmt: str) -> Response:
 
 class OpinionView(SecuredBaseView):
     """Lấy ý kiến: requests for me, my requests, answering, and the summary."""
-
-    def is_accessible(self) -> bool:
-        return bool(current_user.is_authenticated)
-
-    def _user(self) -> User:
-        user: User = current_user._get_current_object()
-        return user
 
     def _get(self, req_id: str) -> OpinionRequest:
         try:
@@ -298,7 +291,7 @@ def opinion_panel(doc: Document) -> dict[str, Any] | None:
     """Opinion requests opened from a document, for the document page."""
     if not current_user.is_authenticated:
         return None
-    user: User = current_user._get_current_object()
+    user = current_actor()
     found = [
         r for r in OpinionRequest.objects(source_document=doc.pk) if opinions.can_view(r, user)
     ]

@@ -25,7 +25,7 @@ from models.register_book import (
     check_template,
     vn_today,
 )
-from views.base import SecuredBaseView, SecuredModelView
+from views.base import SecuredBaseView, SecuredModelView, current_actor
 from workflows.errors import DomainError
 from workflows.register_report import (
     REGISTER_KINDS,
@@ -282,9 +282,7 @@ class RegisterReportView(SecuredBaseView):
             flash("Chọn sổ văn bản để giữ số.", "error")
             return redirect(url_for(".index"))
         try:
-            number = reserve_number(
-                book, current_user._get_current_object(), request.form.get("reason", "")
-            )
+            number = reserve_number(book, current_actor(), request.form.get("reason", ""))
         except DomainError as exc:
             flash(exc.message, "error")
         else:

@@ -22,7 +22,7 @@ from jobs import fetch_job, job_to_api
 from models.document import Document
 from models.signature import BACKENDS, SignatureRecord, SigningIdentity, TrustRoot
 from views.api import api_bp, api_user, json_body, require_auth
-from views.base import SecuredBaseView, SecuredModelView
+from views.base import SecuredBaseView, SecuredModelView, current_actor
 from workflows import signature, signing_identity, signing_verify
 from workflows.document import get_for
 from workflows.errors import DomainError, ValidationFailed
@@ -80,7 +80,7 @@ class SigningView(SecuredBaseView):
 
     @expose("/")
     def index(self) -> Any:
-        user = current_user._get_current_object()
+        user = current_actor()
         items = signature.awaiting_signature(user)
         return self.render(
             "signature/pending.html",
@@ -91,7 +91,7 @@ class SigningView(SecuredBaseView):
 
     @expose("/batch", methods=("POST",))
     def batch(self) -> Any:
-        user = current_user._get_current_object()
+        user = current_actor()
         try:
             job = signature.start_batch_signing(
                 user,
@@ -107,7 +107,7 @@ class SigningView(SecuredBaseView):
 
     @expose("/documents/<doc_id>/sign", methods=("POST",))
     def sign(self, doc_id: str) -> Any:
-        user = current_user._get_current_object()
+        user = current_actor()
         back = _safe_next(request.form.get("next"), url_for(".index"))
         try:
             job = signature.start_signing(
@@ -307,12 +307,12 @@ class SigningIdentityView(SecuredModelView):
     def _create(self, form: Any) -> SigningIdentity:
         owner = form.owner.data or None
         seal_only = bool(form.agency_seal.data)
-        common = {
+        common: dict[str, Any] = {
             "owner": None if seal_only else owner,
             "agency_seal": seal_only,
             "label": form.label.data or None,
             "pin": form.signing_pin.data or None,
-            "created_by": current_user._get_current_object(),
+            "created_by": current_actor(),
         }
         seal_image = form.seal_file.data.read() if form.seal_file.data else None
         backend = form.backend_choice.data
@@ -401,9 +401,7 @@ class TrustRootView(SecuredModelView):
         try:
             if not data:
                 raise ValidationFailed("Vui lòng chọn tệp chứng thư.")
-            root = signing_verify.add_trust_root(
-                data, form.name.data or None, current_user._get_current_object()
-            )
+            root = signing_verify.add_trust_root(data, form.name.data or None, current_actor())
         except DomainError as exc:
             flash(exc.message, "error")
             return False
@@ -480,7 +478,7 @@ def _signing_step(doc: Document) -> dict[str, str] | None:
     """For the document page: the signing step the current user may take, if any."""
     if not current_user.is_authenticated:
         return None
-    found = signature.signing_transition_for(doc, current_user._get_current_object())
+    found = signature.signing_transition_for(doc, current_actor())
     if found is None:
         return None
     code, kind = found

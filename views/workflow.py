@@ -8,7 +8,6 @@ from typing import Any
 import yaml
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup
@@ -26,7 +25,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 from models.organization import POSITION_LEVELS
 from models.role import PERMISSIONS, Role
 from models.workflow import WorkflowDefinition, WorkflowVersion
-from views.base import SecuredBaseView
+from views.base import SecuredBaseView, current_actor
 from workflows import actions, expression
 from workflows.errors import DomainError
 from workflows.rules import RELATIONS
@@ -145,7 +144,7 @@ class WorkflowView(SecuredBaseView):
         return copy.deepcopy(plain(definition.draft))
 
     def _save(self, definition: WorkflowDefinition, spec: dict[str, Any], message: str) -> Any:
-        save_draft(definition, spec, current_user._get_current_object())
+        save_draft(definition, spec, current_actor())
         flash(message + " Bản nháp chưa áp dụng cho văn bản mới cho tới khi ban hành.", "success")
         return redirect(url_for(".detail", code=definition.code))
 
@@ -358,7 +357,7 @@ class WorkflowView(SecuredBaseView):
         if not FlaskForm().validate_on_submit():
             abort(400)
         try:
-            version = publish(definition, current_user._get_current_object())
+            version = publish(definition, current_actor())
         except DefinitionInvalid as exc:
             flash("Chưa ban hành được. Cần sửa: " + " ".join(exc.problems), "error")
         else:
@@ -414,7 +413,7 @@ class WorkflowView(SecuredBaseView):
             if form.publish_now.data and problems:
                 raise DefinitionInvalid(problems)
             definition = import_definition(
-                data, current_user._get_current_object(), publish_now=bool(form.publish_now.data)
+                data, current_actor(), publish_now=bool(form.publish_now.data)
             )
         except UnicodeDecodeError:
             flash("Tệp phải được mã hóa UTF-8.", "error")
