@@ -18,6 +18,7 @@ from views.api import api_bp, api_user, json_body, require_auth
 from views.base import SecuredBaseView, current_actor
 from workflows import internal_document as internal
 from workflows import opinion as opinions
+from workflows import opinion_summary as summaries
 from workflows.errors import DomainError, Forbidden, ValidationFailed
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -100,10 +101,10 @@ def summary_download(req: OpinionRequest, fmt: str) -> Response:
     """The summary as a PDF or XLSX download."""
     if fmt == "pdf":
         return _download(
-            opinions.summary_pdf(req), f"tong-hop-y-kien-{req.pk}.pdf", "application/pdf"
+            summaries.summary_pdf(req), f"tong-hop-y-kien-{req.pk}.pdf", "application/pdf"
         )
     if fmt == "xlsx":
-        return _download(opinions.summary_xlsx(req), f"tong-hop-y-kien-{req.pk}.xlsx", XLSX_MIME)
+        return _download(summaries.summary_xlsx(req), f"tong-hop-y-kien-{req.pk}.xlsx", XLSX_MIME)
     abort(404)
 
 
@@ -258,8 +259,8 @@ class OpinionView(SecuredBaseView):
         return self.render(
             "opinion/summary.html",
             req=req,
-            rows=opinions.summary_rows(req),
-            text=opinions.summary_text(req),
+            rows=summaries.summary_rows(req),
+            text=summaries.summary_text(req),
             state_label=opinions.state_label(req),
         )
 
@@ -421,8 +422,8 @@ def opinion_summary(req_id: str) -> Any:
         raise ValidationFailed("Tham số 'format' phải là json, pdf hoặc xlsx.")
     return jsonify(
         {
-            "text": opinions.summary_text(req),
+            "text": summaries.summary_text(req),
             "counts": req.counts,
-            "rows": opinions.summary_rows(req),
+            "rows": summaries.summary_rows(req),
         }
     )

@@ -16,7 +16,7 @@ from models.notification import Notification
 from models.opinion import OpinionRequest
 from models.workflow import WorkflowDefinition
 from tests.fixtures.files.samples import pdf_bytes
-from workflows import engine
+from workflows import engine, opinion_summary
 from workflows import opinion as opinions
 from workflows.errors import Forbidden, ValidationFailed
 from workflows.workflow_definition import plain, publish, save_draft
@@ -247,7 +247,7 @@ def test_the_deadline_closes_the_request_and_marks_those_who_did_not_answer(ask,
     missing = req.target(f"unit:{units['QLCN'].pk}")
     assert missing.missed and missing.answer_label == "Không có ý kiến (quá hạn)"
     assert req.history[-1].actor_name == "Hệ thống"
-    assert opinions.summary_text(req) == (
+    assert opinion_summary.summary_text(req) == (
         "Tổng hợp ý kiến: 2/3 nơi đã cho ý kiến (Đồng ý 1, Không đồng ý 1, Ý kiến khác 0); "
         "chưa cho ý kiến: Phòng Quản lý Công nghiệp."
     )
@@ -287,7 +287,7 @@ def test_summary_pdf_and_xlsx_list_every_recipient(ask, users, tmp_path):
     opinions.answer(req.pk, users["phophong"], "disagree", "Đề nghị lùi thời gian")
     req = opinions.close(req.pk, users["chanhvanphong"])
     pdf = tmp_path / "summary.pdf"
-    pdf.write_bytes(opinions.summary_pdf(req))
+    pdf.write_bytes(opinion_summary.summary_pdf(req))
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, text=True
     ).stdout
@@ -300,7 +300,7 @@ def test_summary_pdf_and_xlsx_list_every_recipient(ask, users, tmp_path):
         "2/3 nơi đã cho ý kiến",
     ):
         assert expected in text
-    book = openpyxl.load_workbook(io.BytesIO(opinions.summary_xlsx(req)))
+    book = openpyxl.load_workbook(io.BytesIO(opinion_summary.summary_xlsx(req)))
     rows = [r for r in book.active.iter_rows(values_only=True) if r and isinstance(r[0], int)]
     assert [(r[1], r[3]) for r in rows] == [
         ("Phòng Kế hoạch - Tài chính", "Đồng ý"),
