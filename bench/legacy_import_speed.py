@@ -26,8 +26,10 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -127,7 +129,106 @@ def accelerate_mongomock() -> None:
     mc.Collection._ensure_uniques = ensure_uniques
 
 
-def child(export: Path, stock: bool, trace: bool = False) -> dict[str, Any]:
+class PhaseClock:
+    """Wall and CPU seconds of each import phase and of the search indexing inside them."""
+
+    def __init__(self) -> None:
+        self.current = "setup"
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.index_calls = 0
+        self.index_ids = 0
+        self.index_write_wall = 0.0
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name] = self.wall.get(name, 0.0) + wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+
+    def wrap_phase(self, owner: Any, name: str) -> None:
+        """Time ``owner.run_phase`` as phase ``name``."""
+        stock = owner.run_phase
+
+        def run_phase(phase_self: Any) -> None:
+            self.current = name
+            wall, cpu = time.monotonic(), time.process_time()
+            try:
+                stock(phase_self)
+            finally:
+                self.add(name, time.monotonic() - wall, time.process_time() - cpu)
+                self.current = "finish"
+
+        owner.run_phase = run_phase
+
+    def wrap_indexing(self) -> None:
+        """Time the search hook the importer calls (and the index writer inside it)."""
+        import jobs.search
+        import search_index.writer
+
+        stock_hook = jobs.search.index_documents
+        stock_write = search_index.writer.index_documents
+
+        def hook(ids: list[str]) -> Any:
+            wall, cpu = time.monotonic(), time.process_time()
+            try:
+                return stock_hook(ids)
+            finally:
+                spent_wall, spent_cpu = time.monotonic() - wall, time.process_time() - cpu
+                self.add("indexing", spent_wall, spent_cpu)
+                self.add(self.current, -spent_wall, -spent_cpu)  # not counted twice
+                self.index_calls += 1
+                self.index_ids += len(ids)
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            wall = time.monotonic()
+            try:
+                return stock_write(*args, **kwargs)
+            finally:
+                self.index_write_wall += time.monotonic() - wall
+
+        jobs.search.index_documents = hook
+        search_index.writer.index_documents = write
+
+    def report(self) -> dict[str, Any]:
+        order = ["setup", "documents", "attachments", "history", "indexing", "finish"]
+        return {
+            "wall_seconds": {k: round(self.wall[k], 1) for k in order if k in self.wall},
+            "cpu_seconds": {k: round(self.cpu[k], 1) for k in order if k in self.cpu},
+            "indexing_calls": self.index_calls,
+            "indexing_ids": self.index_ids,
+            "indexing_writer_wall_seconds": round(self.index_write_wall, 1),
+        }
+
+
+class ProgressLine:
+    """Print progress to stderr at most every ``every`` seconds (a slow run stays visible)."""
+
+    def __init__(self, label: str, started: float, every: float = 10.0) -> None:
+        self.label = label
+        self.started = started
+        self.every = every
+        self.last = 0.0
+
+    def __call__(self, state: dict[str, Any], force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        docs = state["documents"]["done"]
+        files = state["files"]["done"]
+        print(
+            f"[{self.label} {elapsed:7.1f}s] {state['phase']:<11} documents {docs}"
+            f" ({docs / elapsed:.0f}/s) files {files} history {state['history']['done']}"
+            f" rows {state['done']}/{state['total']} RSS {rss_mb():.0f} MB"
+            f" load {os.getloadavg()[0]:.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def child(
+    export: Path, stock: bool, trace: bool = False, profile: Path | None = None
+) -> dict[str, Any]:
     """Import one export into a fresh in-process app; return the measurements."""
     import logging
     import tracemalloc
@@ -137,14 +238,23 @@ def child(export: Path, stock: bool, trace: bool = False) -> dict[str, Any]:
     from app import TestingConfig, create_app
 
     config = {k: getattr(TestingConfig, k) for k in dir(TestingConfig) if k.isupper()}
-    config.update(REDIS_URL=None, MONGODB_URI=None)
+    data_dir = tempfile.mkdtemp(prefix="legacy-bench-")  # the search index goes here
+    config.update(REDIS_URL=None, MONGODB_URI=None, DATA_DIR=data_dir)
     app = create_app(config)
     logging.disable(logging.INFO)
     with app.app_context():
         from workflows import legacy_import
         from workflows.legacy import default_mapping
+        from workflows.legacy_import_documents import DocumentPhase
+        from workflows.legacy_import_files import AttachmentPhase
+        from workflows.legacy_import_history import HistoryPhase
         from workflows.seed import seed_reference
 
+        clock = PhaseClock()
+        clock.wrap_phase(DocumentPhase, "documents")
+        clock.wrap_phase(AttachmentPhase, "attachments")
+        clock.wrap_phase(HistoryPhase, "history")
+        clock.wrap_indexing()
         seed_reference()
         mapping = default_mapping()
         batch = legacy_import.create_batch(
@@ -157,14 +267,32 @@ def child(export: Path, stock: bool, trace: bool = False) -> dict[str, Any]:
         started = time.monotonic()
         cpu = time.process_time()
         rss_start = rss_mb()
+        line = ProgressLine(export.name, started)
 
         def progress(state: dict[str, Any]) -> None:
             samples.append({"t": round(time.monotonic() - started, 1), "phase": state["phase"],
                             "rows": state["done"], "rss_mb": round(rss_mb())})  # fmt: skip
+            line(state, force=state["phase"] == "done")
 
+        profiler = None
+        if profile is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         report = legacy_import.run_batch(str(batch.pk), progress=progress)
         seconds = time.monotonic() - started
         cpu_seconds = time.process_time() - cpu
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+        from jobs.search import current_versions
+        from search_index.writer import check
+        from workflows.search import index_path
+
+        drift = check(index_path(), current_versions())
+        index_mb = sum(f.stat().st_size for f in Path(index_path()).rglob("*") if f.is_file())
+        shutil.rmtree(data_dir, ignore_errors=True)
         peak = peak_rss_mb()
         rss_end = rss_mb()
         from mongoengine.connection import get_db
@@ -195,7 +323,14 @@ def child(export: Path, stock: bool, trace: bool = False) -> dict[str, Any]:
         "documents_per_cpu_second": round(docs / cpu_seconds, 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
         "phase_ends_at_seconds": phases,
+        "phases": clock.report(),
+        "index_drift": {
+            "missing": len(drift.missing),
+            "stale": len(drift.stale),
+            "extra": len(drift.extra),
+        },
         "gridfs_mb": round(fs_bytes / 1e6),
+        "search_index_mb": round(index_mb / 1e6),
         "rss_mb_start": round(rss_start),
         "rss_mb_samples": [s["rss_mb"] for s in samples[::step]],
         "rss_mb_end": round(rss_end),
@@ -226,11 +361,12 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/legacy-bench"))
     parser.add_argument("--stock-mongomock", action="store_true")
     parser.add_argument("--trace-memory", action="store_true", help="also trace Python memory")
+    parser.add_argument("--profile", type=Path, help="cProfile the import into this file")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     if args.child:
-        result = child(args.child, args.stock_mongomock, args.trace_memory)
+        result = child(args.child, args.stock_mongomock, args.trace_memory, args.profile)
         print(json.dumps(result, ensure_ascii=False))
         return
     results = []
@@ -241,8 +377,11 @@ def main() -> None:
             command.append("--stock-mongomock")
         if args.trace_memory:
             command.append("--trace-memory")
+        if args.profile:
+            command += ["--profile", str(args.profile.with_suffix(f".{docs}.prof"))]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        # stderr passes through: the child prints its progress there.
+        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
         print(json.dumps(result, ensure_ascii=False, indent=1), flush=True)
