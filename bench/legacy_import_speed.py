@@ -144,9 +144,9 @@ class PhaseClock:
         self.wall[name] = self.wall.get(name, 0.0) + wall
         self.cpu[name] = self.cpu.get(name, 0.0) + cpu
 
-    def wrap_phase(self, owner: Any, name: str) -> None:
-        """Time ``owner.run_phase`` as phase ``name``."""
-        stock = owner.run_phase
+    def wrap_phase(self, owner: Any, name: str, method: str = "run_phase") -> None:
+        """Time ``owner.<method>`` as phase ``name``."""
+        stock = getattr(owner, method)
 
         def run_phase(phase_self: Any) -> None:
             self.current = name
@@ -157,7 +157,7 @@ class PhaseClock:
                 self.add(name, time.monotonic() - wall, time.process_time() - cpu)
                 self.current = "finish"
 
-        owner.run_phase = run_phase
+        setattr(owner, method, run_phase)
 
     def wrap_indexing(self) -> None:
         """Time the search hook the importer calls (and the index writer inside it)."""
@@ -167,10 +167,10 @@ class PhaseClock:
         stock_hook = jobs.search.index_documents
         stock_write = search_index.writer.index_documents
 
-        def hook(ids: list[str]) -> Any:
+        def hook(ids: list[str], *args: Any, **kwargs: Any) -> Any:
             wall, cpu = time.monotonic(), time.process_time()
             try:
-                return stock_hook(ids)
+                return stock_hook(ids, *args, **kwargs)
             finally:
                 spent_wall, spent_cpu = time.monotonic() - wall, time.process_time() - cpu
                 self.add("indexing", spent_wall, spent_cpu)
@@ -189,7 +189,7 @@ class PhaseClock:
         search_index.writer.index_documents = write
 
     def report(self) -> dict[str, Any]:
-        order = ["setup", "documents", "attachments", "history", "indexing", "finish"]
+        order = ["setup", "documents", "attachments", "history", "index_step", "indexing", "finish"]
         return {
             "wall_seconds": {k: round(self.wall[k], 1) for k in order if k in self.wall},
             "cpu_seconds": {k: round(self.cpu[k], 1) for k in order if k in self.cpu},
@@ -227,7 +227,11 @@ class ProgressLine:
 
 
 def child(
-    export: Path, stock: bool, trace: bool = False, profile: Path | None = None
+    export: Path,
+    stock: bool,
+    trace: bool = False,
+    profile: Path | None = None,
+    index_procs: int = 1,
 ) -> dict[str, Any]:
     """Import one export into a fresh in-process app; return the measurements."""
     import logging
@@ -239,7 +243,9 @@ def child(
 
     config = {k: getattr(TestingConfig, k) for k in dir(TestingConfig) if k.isupper()}
     data_dir = tempfile.mkdtemp(prefix="legacy-bench-")  # the search index goes here
-    config.update(REDIS_URL=None, MONGODB_URI=None, DATA_DIR=data_dir)
+    config.update(
+        REDIS_URL=None, MONGODB_URI=None, DATA_DIR=data_dir, SEARCH_INDEX_PROCS=index_procs
+    )
     app = create_app(config)
     logging.disable(logging.INFO)
     with app.app_context():
@@ -248,12 +254,14 @@ def child(
         from workflows.legacy_import_documents import DocumentPhase
         from workflows.legacy_import_files import AttachmentPhase
         from workflows.legacy_import_history import HistoryPhase
+        from workflows.legacy_import_index import IndexStep
         from workflows.seed import seed_reference
 
         clock = PhaseClock()
         clock.wrap_phase(DocumentPhase, "documents")
         clock.wrap_phase(AttachmentPhase, "attachments")
         clock.wrap_phase(HistoryPhase, "history")
+        clock.wrap_phase(IndexStep, "index_step", method="run_step")
         clock.wrap_indexing()
         seed_reference()
         mapping = default_mapping()
@@ -294,6 +302,7 @@ def child(
         index_mb = sum(f.stat().st_size for f in Path(index_path()).rglob("*") if f.is_file())
         shutil.rmtree(data_dir, ignore_errors=True)
         peak = peak_rss_mb()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         rss_end = rss_mb()
         from mongoengine.connection import get_db
 
@@ -313,12 +322,16 @@ def child(
     return {
         "export": str(export),
         "mongomock": "stock" if stock else "accelerated (hash _id + unique indexes)",
+        "index_procs": index_procs,
         "documents": report["documents"],
         "attachments": report["attachments"],
         "history": report["history"],
         "problems": report["problem_count"],
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
+        # Index worker processes (SEARCH_INDEX_PROCS > 1): their CPU and largest RSS.
+        "children_cpu_seconds": round(children.ru_utime + children.ru_stime, 1),
+        "children_peak_rss_mb": round(children.ru_maxrss / 1024),
         "documents_per_second": round(docs / seconds, 1),
         "documents_per_cpu_second": round(docs / cpu_seconds, 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
@@ -362,11 +375,16 @@ def main() -> None:
     parser.add_argument("--stock-mongomock", action="store_true")
     parser.add_argument("--trace-memory", action="store_true", help="also trace Python memory")
     parser.add_argument("--profile", type=Path, help="cProfile the import into this file")
+    parser.add_argument(
+        "--index-procs", type=int, default=1, help="SEARCH_INDEX_PROCS: index worker processes"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     if args.child:
-        result = child(args.child, args.stock_mongomock, args.trace_memory, args.profile)
+        result = child(
+            args.child, args.stock_mongomock, args.trace_memory, args.profile, args.index_procs
+        )
         print(json.dumps(result, ensure_ascii=False))
         return
     results = []
@@ -377,6 +395,7 @@ def main() -> None:
             command.append("--stock-mongomock")
         if args.trace_memory:
             command.append("--trace-memory")
+        command += ["--index-procs", str(args.index_procs)]
         if args.profile:
             command += ["--profile", str(args.profile.with_suffix(f".{docs}.prof"))]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
