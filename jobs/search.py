@@ -31,6 +31,7 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
     batch: pass thousands of ids at once rather than many small calls); ``procs`` > 1 has
     the writer analyse batches in that many processes.
     """
+    from search_index.writer import BATCH_SIZE
     from search_index.writer import index_documents as write
 
     from workflows.search import index_path, record_for
@@ -44,7 +45,9 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
                 versions[doc.pk] = doc.version
                 yield record_for(doc)
 
-    written = write(index_path(), records(), procs=procs) if ids else 0
+    # Every worker gets a batch even when there are fewer ids than procs full batches.
+    batch = max(1, min(BATCH_SIZE, -(-len(ids) // max(1, procs))))
+    written = write(index_path(), records(), batch_size=batch, procs=procs) if ids else 0
     mark_indexed(versions)
     gone = set(ids) - {str(pk) for pk in versions}
     if gone:

@@ -111,17 +111,17 @@ DEFAULT_SYSTEM = "hệ thống cũ"
 # Search hooks --------------------------------------------------------------------------------
 
 
-def _index_batch(doc_ids: list[str]) -> None:
+def _index_batch(doc_ids: list[str], procs: int = 1) -> None:
     """Hand imported documents to the search index; no-op without one.
 
     The single place the search layer plugs in: the last step of a run calls it with chunks
     of thousands of documents once their attachments' text is in, and it must mark them
     ``index_status="indexed"``. Indexing must be idempotent (a resumed run hands some
-    documents over twice).
+    documents over twice). ``procs`` index processes analyse the documents.
     """
     hook = _search_function("index_documents")
     if hook is not None:
-        hook(doc_ids, procs=int(current_app.config.get("SEARCH_INDEX_PROCS", 1)))
+        hook(doc_ids, procs=procs)
 
 
 def _unindex_batch(doc_ids: list[str]) -> None:
@@ -263,7 +263,8 @@ def run_batch(
             if run.phase == "history":
                 HistoryPhase(run, source, mapping, fallback).run_phase()
         if _search_function("index_documents") is not None:
-            IndexStep(run, _index_batch).run_step()
+            procs = int(current_app.config.get("SEARCH_INDEX_PROCS", 1))
+            IndexStep(run, _index_batch, procs).run_step()
         _check_manifest_counts(run, batch)
         run.totals = {p: run.checkpoints[p] for p in PHASES}  # estimates become the counts
         run.phase = "done"

@@ -16,18 +16,20 @@ from models.document import Document
 from workflows.errors import Conflict
 from workflows.legacy_import_run import ImportRun
 
-#: Documents handed to the index at a time (the writer cuts them into segments of 5,000).
+#: Documents handed to the index at a time, per index process (SEARCH_INDEX_PROCS): the
+#: writer cuts them into segments of 5,000 and the step reports progress after each chunk.
 INDEX_CHUNK = 10_000
 
-IndexHook = Callable[[list[str]], object]
+IndexHook = Callable[[list[str], int], object]
 
 
 class IndexStep:
     """Index the batch's pending documents, chunk by chunk, reporting progress."""
 
-    def __init__(self, run: ImportRun, index: IndexHook) -> None:
+    def __init__(self, run: ImportRun, index: IndexHook, procs: int = 1) -> None:
         self.run = run
         self.index = index
+        self.procs = max(1, procs)
         self.collection = Document._get_collection()
 
     def run_step(self) -> None:
@@ -38,13 +40,13 @@ class IndexStep:
         run.save_progress()
         previous: set[str] = set()
         while True:
-            found = self.collection.find(pending, {"_id": 1}).limit(INDEX_CHUNK)
+            found = self.collection.find(pending, {"_id": 1}).limit(INDEX_CHUNK * self.procs)
             ids = [str(raw["_id"]) for raw in found]
             if not ids:
                 break
             if previous.intersection(ids):  # the hook did not mark them: never loop forever
                 raise Conflict("Không lập được chỉ mục tìm kiếm cho văn bản chuyển đổi.")
-            self.index(ids)
+            self.index(ids, self.procs)
             previous = set(ids)
             run.indexing["done"] += len(ids)
             run.indexing["total"] = max(run.indexing["total"], run.indexing["done"])
