@@ -12,10 +12,10 @@ child's high-water mark.
 
 Stock mongomock scans the whole collection for every query and every unique-index check:
 imports become quadratic (3,000 inserts under the legacy_id unique index take ~34 s, 2,000
-GridFS files ~56 s). By default the child installs ``accelerate_mongomock`` below: hash
-lookups for ``_id`` queries and unique indexes, what MongoDB's indexes give. A real MongoDB
-is faster still (no deep copies, bulk writes in one round trip); ``--stock-mongomock`` shows
-the unpatched numbers (use it with small sizes only).
+GridFS files ~56 s). The embedded store installs ``models.mongomock_speed``: lookups by key
+for ``_id`` queries and unique indexes, what MongoDB's indexes give. A real MongoDB is faster
+still (no deep copies, bulk writes in one round trip); ``--stock-mongomock`` shows the
+unpatched numbers (use it with small sizes only).
 """
 
 from __future__ import annotations
@@ -95,83 +95,6 @@ class TreeRssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(0.5):
             self.peak = max(self.peak, tree_rss_mb(os.getpid()))
-
-
-def accelerate_mongomock() -> None:
-    """Give mongomock hash lookups for ``_id`` filters and unique indexes (bench only)."""
-    from mongomock import DuplicateKeyError, filtering, helpers
-    from mongomock import collection as mc
-
-    stock_iter = mc.Collection._iter_documents
-    stock_uniques = mc.Collection._ensure_uniques
-    stock_find_one = mc.Collection.find_one
-
-    def hashable(value: Any) -> Any:
-        try:
-            hash(value)
-        except TypeError:
-            return repr(value)
-        return value
-
-    def iter_documents(self: Any, filter: Any) -> Any:
-        spec = filter.get("_id") if isinstance(filter, dict) else None
-        keys = None
-        if isinstance(spec, dict) and set(spec) == {"$in"}:
-            keys = list(spec["$in"])
-        elif isinstance(spec, dict) and set(spec) == {"$eq"}:
-            keys = [spec["$eq"]]
-        elif spec is not None and not isinstance(spec, dict | list):
-            keys = [spec]
-        if keys is None:
-            return stock_iter(self, filter)
-        store = self._store
-        found = [store[k] for k in dict.fromkeys(keys) if k in store]
-        if len(filter) == 1:
-            return iter(found)
-        rest = {k: v for k, v in filter.items() if k != "_id"}
-        return (doc for doc in found if filtering.filter_applies(rest, doc))
-
-    def find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if not filter and not args and set(kwargs) <= {"projection", "session"}:
-            first = next(iter(self._store.documents), None)  # GridFS asks this per file
-            if first is None:
-                return None
-            filter = {"_id": first["_id"]}
-        return stock_find_one(self, filter, *args, **kwargs)
-
-    def value_of(doc: Any, key: str) -> Any:
-        try:
-            return hashable(helpers.get_value_by_dot(doc, key))
-        except KeyError:
-            return None
-
-    def ensure_uniques(self: Any, new_data: Any) -> None:
-        store = self._store
-        maps = store.__dict__.setdefault("_bench_unique", {})
-        for name, index in store.indexes.items():
-            if not index.get("unique"):
-                continue
-            if index.get("partialFilterExpression") is not None:
-                return stock_uniques(self, new_data)
-            keys = [key for key, _ in index["key"]]
-            values = tuple(value_of(new_data, key) for key in keys)
-            if index.get("sparse") and all(v is None for v in values):
-                continue
-            seen = maps.setdefault(name, {})
-            other = seen.get(values)
-            if (
-                other is not None
-                and other != new_data["_id"]
-                and other in store
-                and tuple(value_of(store[other], key) for key in keys) == values
-            ):
-                raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
-            seen[values] = new_data["_id"]
-        return None
-
-    mc.Collection._iter_documents = iter_documents
-    mc.Collection.find_one = find_one
-    mc.Collection._ensure_uniques = ensure_uniques
 
 
 class PhaseClock:
@@ -285,8 +208,6 @@ def child(
     import logging
     import tracemalloc
 
-    if not stock:
-        accelerate_mongomock()
     from app import TestingConfig, create_app
 
     config = {k: getattr(TestingConfig, k) for k in dir(TestingConfig) if k.isupper()}
@@ -295,6 +216,10 @@ def child(
         REDIS_URL=None, MONGODB_URI=None, DATA_DIR=data_dir, SEARCH_INDEX_PROCS=index_procs
     )
     app = create_app(config)
+    if stock:
+        from models import mongomock_speed
+
+        mongomock_speed.restore()  # create_app installed it for the embedded store
     logging.disable(logging.INFO)
     with app.app_context():
         from workflows import legacy_import
