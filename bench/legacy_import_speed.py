@@ -39,11 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def rss_mb() -> float:
-    """Return the current resident set size in MB."""
+def rss_mb(kind: str = "VmRSS") -> float:
+    """Return the current resident set size in MB (``RssFile``: pages of mapped files)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{kind}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -190,7 +190,9 @@ class ProgressLine:
         print(
             f"[{self.label} {elapsed:7.1f}s] {state['phase']:<11} documents {docs}"
             f" ({docs / elapsed:.0f}/s) files {files} history {state['history']['done']}"
+            f" indexed {state.get('indexing', {}).get('done', 0)}"
             f" rows {state['done']}/{state['total']} RSS {rss_mb():.0f} MB"
+            f" (files {rss_mb('RssFile'):.0f})"
             f" load {os.getloadavg()[0]:.1f}",
             file=sys.stderr,
             flush=True,
@@ -279,6 +281,7 @@ def child(
         peak = peak_rss_mb()
         sampler.stopped.set()
         rss_end = rss_mb()
+        rss_file_end = rss_mb("RssFile")
         from mongoengine.connection import get_db
 
         db = get_db()
@@ -321,6 +324,7 @@ def child(
         "rss_mb_start": round(rss_start),
         "rss_mb_samples": [s["rss_mb"] for s in samples[::step]],
         "rss_mb_end": round(rss_end),
+        "rss_file_mb_end": round(rss_file_end),  # mapped files (the search index): page cache
         "rss_mb_after_dropping_database": round(rss_dropped),
         "peak_rss_mb": round(peak),
         "peak_rss_mb_with_index_workers": round(max(peak, sampler.peak)),

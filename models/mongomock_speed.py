@@ -10,6 +10,11 @@ them all. ``accelerate()`` makes three mongomock methods do what MongoDB's index
 - a unique index keeps a value -> ``_id`` map, checked against the stored document;
 - ``find_one()`` without a filter (GridFS asks it for every file) reads the first document.
 
+Two costs that grow with the documents, not with the collection, are cut as well: an update
+snapshots (for its rollback) only the top-level fields it touches instead of deep-copying the
+whole document, and a cursor hands out its next result without copying the rest of the list
+(stock iteration is quadratic in the result size).
+
 Everything else (other filters, values of other types, partial or collated indexes) takes the
 stock path, so queries match the same documents. Several documents read by ``_id`` come in
 ``_id`` order, as from MongoDB's ``_id`` index, where stock mongomock gives insertion order.
@@ -17,6 +22,7 @@ stock path, so queries match the same documents. Several documents read by ``_id
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -28,6 +34,7 @@ from bson import ObjectId
 _KEY_TYPES = (str, int, float, ObjectId, uuid.UUID)
 _lock = threading.Lock()
 _installed: dict[str, Any] = {}
+_updating = threading.local()  # the collection store and fields of the update in progress
 
 
 class _Unsupported(Exception):
@@ -207,18 +214,92 @@ def _ensure_uniques(self: Any, new_data: Any) -> None:
                 _check_unique(self, name, index, new_data)
 
 
+def _touched_fields(update: Any) -> set[str] | None:
+    """Return the top-level fields an operator update may change (None: a replacement)."""
+    if not isinstance(update, dict) or not update:
+        return None
+    touched: set[str] = set()
+    for operator, fields in update.items():
+        if not operator.startswith("$") or not isinstance(fields, dict):
+            return None
+        for path, value in fields.items():
+            touched.add(str(path).split(".", 1)[0])
+            if operator == "$rename":
+                touched.add(str(value).split(".", 1)[0])
+    return touched
+
+
+class _CopyModule:
+    """mongomock.collection's ``copy`` module, with a cheap snapshot for updates.
+
+    ``_update`` deep-copies the stored document before applying an operator update, to roll it
+    back and to tell whether it changed. The update changes only the top-level fields it names,
+    so a shallow copy with those fields deep-copied is the same snapshot.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        touched = getattr(_updating, "fields", None)
+        if touched is not None and memo is None and isinstance(value, dict):
+            key = value.get("_id")
+            store = _updating.store
+            if _plain_id(key) and key in store and store[key] is value:
+                snapshot = copy.copy(value)
+                for field in touched.intersection(value):
+                    snapshot[field] = copy.deepcopy(value[field])
+                return snapshot
+        return copy.deepcopy(value, memo)
+
+
+def _update(self: Any, spec: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+    previous = getattr(_updating, "fields", None), getattr(_updating, "store", None)
+    _updating.fields, _updating.store = _touched_fields(document), self._store
+    try:
+        return _installed["update"](self, spec, document, *args, **kwargs)
+    finally:
+        _updating.fields, _updating.store = previous
+
+
+def _cursor_next(self: Any) -> Any:
+    # Stock: self._compute_results(with_limit_and_skip=True)[self._emitted], which slices
+    # (copies) the remaining results on every call.
+    results = self._compute_results()
+    limit = abs(self._limit) if self._limit else None
+    index = (self._skip or 0) + self._emitted
+    if (limit is not None and self._emitted >= limit) or index >= len(results):
+        raise StopIteration
+    self._emitted += 1
+    return results[index]
+
+
+_PATCHES = (
+    ("Collection", "_iter_documents", _iter_documents),
+    ("Collection", "find_one", _find_one),
+    ("Collection", "_ensure_uniques", _ensure_uniques),
+    ("Collection", "_update", _update),
+    ("Cursor", "__next__", _cursor_next),
+    ("Cursor", "next", _cursor_next),
+)
+_STOCK_NAMES = {"_iter_documents": "iter", "_ensure_uniques": "uniques", "_update": "update"}
+
+
 def accelerate() -> None:
-    """Patch mongomock's collections with the index-like lookups (idempotent)."""
+    """Patch mongomock with the index-like lookups (idempotent)."""
     from mongomock import collection as mc
 
     if _installed:
         return
-    _installed["iter"] = mc.Collection._iter_documents
-    _installed["find_one"] = mc.Collection.find_one
-    _installed["uniques"] = mc.Collection._ensure_uniques
-    setattr(mc.Collection, "_iter_documents", _iter_documents)  # noqa: B010
-    setattr(mc.Collection, "find_one", _find_one)  # noqa: B010
-    setattr(mc.Collection, "_ensure_uniques", _ensure_uniques)  # noqa: B010
+    for owner, name, function in _PATCHES:
+        cls = getattr(mc, owner)
+        _installed[f"{owner}.{name}"] = cls.__dict__[name]
+        setattr(cls, name, function)
+    for name, key in _STOCK_NAMES.items():
+        _installed[key] = _installed[f"Collection.{name}"]
+    _installed["find_one"] = _installed["Collection.find_one"]
+    mc.copy = _CopyModule()  # type: ignore[assignment]
 
 
 def restore() -> None:
@@ -227,6 +308,7 @@ def restore() -> None:
 
     if not _installed:
         return
-    for name, key in (("_iter_documents", "iter"), ("find_one", "find_one"),
-                      ("_ensure_uniques", "uniques")):  # fmt: skip
-        setattr(mc.Collection, name, _installed.pop(key))
+    for owner, name, _ in _PATCHES:
+        setattr(getattr(mc, owner), name, _installed[f"{owner}.{name}"])
+    mc.copy = copy
+    _installed.clear()

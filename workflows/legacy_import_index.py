@@ -11,6 +11,7 @@ cheaper. Killed midway, the next run indexes what is still pending.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from models.document import Document
 from workflows.errors import Conflict
@@ -34,20 +35,26 @@ class IndexStep:
 
     def run_step(self) -> None:
         run = self.run
-        pending = {"import_batch_id": run.batch_id, "index_status": "pending"}
         run.phase = "indexing"
-        run.indexing = {"done": 0, "total": self.collection.count_documents(pending)}
-        run.save_progress()
-        previous: set[str] = set()
+        pending = {"import_batch_id": run.batch_id, "index_status": "pending"}
+        chunk = INDEX_CHUNK * self.procs
+        done = 0
+        previous: set[Any] = set()
         while True:
-            found = self.collection.find(pending, {"_id": 1}).limit(INDEX_CHUNK * self.procs)
-            ids = [str(raw["_id"]) for raw in found]
+            # One query for the ids (a few MB per 100k documents), then chunks of them.
+            ids = [raw["_id"] for raw in self.collection.find(pending, {"_id": 1})]
             if not ids:
                 break
             if previous.intersection(ids):  # the hook did not mark them: never loop forever
                 raise Conflict("Không lập được chỉ mục tìm kiếm cho văn bản chuyển đổi.")
-            self.index(ids, self.procs)
+            run.indexing = {"done": done, "total": done + len(ids)}
+            run.save_progress()
+            for start in range(0, len(ids), chunk):
+                part = [str(i) for i in ids[start : start + chunk]]
+                self.index(part, self.procs)
+                done += len(part)
+                run.indexing["done"] = done
+                run.save_progress()
             previous = set(ids)
-            run.indexing["done"] += len(ids)
-            run.indexing["total"] = max(run.indexing["total"], run.indexing["done"])
+        if run.indexing["total"] == 0:
             run.save_progress()

@@ -191,3 +191,72 @@ def test_gridfs_files_round_trip(fast):
     fs.delete(ids[0])
     assert db["fs.files"].find_one() is not None and not fs.exists(ids[0])
     assert sorted(f.filename for f in fs.find({})) == [f"f{i}.txt" for i in range(1, 5)]
+
+
+def updates(things: Any) -> list[Any]:
+    """Operator updates, a replacement, and updates that must roll back."""
+    from pymongo.errors import WriteError
+
+    results: list[Any] = []
+    things.create_index("code", unique=True)
+    things.insert_many(
+        [
+            {"_id": i, "code": f"c{i}", "n": i, "tags": ["a"], "sub": {"x": [1, 2], "y": {"z": 1}},
+             "items": [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}]}
+            for i in range(4)
+        ]
+    )  # fmt: skip
+    steps: list[Callable[[], Any]] = [
+        lambda: things.update_one({"_id": 0}, {"$set": {"sub.y.z": 5, "n": 10}}),
+        lambda: things.update_one({"_id": 0}, {"$set": {"n": 10}}),  # no change
+        lambda: things.update_one({"_id": 1}, {"$push": {"tags": {"$each": ["b", "c"]}}}),
+        lambda: things.update_one({"_id": 1}, {"$addToSet": {"tags": "a"}}),
+        lambda: things.update_many({"_id": {"$in": [1, 2]}}, {"$inc": {"n": 5}}),
+        lambda: things.update_one({"_id": 2}, {"$unset": {"sub.x": ""}, "$rename": {"n": "m"}}),
+        lambda: things.update_one({"_id": 3, "items.k": 2}, {"$set": {"items.$.v": "B"}}),
+        lambda: things.update_one({"_id": 3}, {"$pull": {"sub.x": 1}, "$set": {"code": "c0"}}),
+        lambda: things.update_one({"_id": 3}, {"$set": {"_id": 9}}),
+        lambda: things.replace_one({"_id": 2}, {"code": "r", "new": True}),
+        lambda: things.update_one({"_id": 7}, {"$set": {"code": "u"}}, upsert=True),
+        lambda: things.update_many({}, {"$set": {"seen": True}}),
+    ]
+    for step in steps:
+        try:
+            result = step()
+            results.append((result.matched_count, result.modified_count))
+        except (DuplicateKeyError, WriteError) as exc:
+            results.append(type(exc).__name__)
+    results.append(sorted((str(d["_id"]), sorted(d.items(), key=str)) for d in things.find()))
+    return results
+
+
+def test_updates_match_stock_and_roll_back():
+    stock, patched = both(updates)
+    assert patched == stock
+    assert stock[7] == "DuplicateKeyError" and stock[8] == "WriteError" and stock[1] == (1, 0)
+    third = dict(stock[-1][3][1])
+    assert third["sub"] == {"x": [1, 2], "y": {"z": 1}} and third["code"] == "c3"  # rolled back
+
+
+def cursors(things: Any) -> list[Any]:
+    things.insert_many([{"_id": i, "n": i % 3} for i in range(10)])
+    cursor = things.find({"n": {"$lt": 2}})
+    first = next(cursor)
+    rest = [d["_id"] for d in cursor]
+    cursor.rewind()
+    again = [d["_id"] for d in cursor]
+    return [
+        first["_id"], rest, again,
+        [d["_id"] for d in things.find().sort("_id", -1).skip(2).limit(3)],
+        [d["_id"] for d in things.find().limit(-4)],
+        [d["_id"] for d in things.find().skip(8)],
+        [d["_id"] for d in things.find().skip(20)],
+        [d["_id"] for d in things.find({"n": 5})],
+        [d["_id"] for d in things.find().limit(3).clone()],
+    ]  # fmt: skip
+
+
+def test_cursors_hand_out_the_same_results():
+    stock, patched = both(cursors)
+    assert patched == stock
+    assert stock[3] == [7, 6, 5] and stock[4] == [0, 1, 2, 3] and stock[6] == []
