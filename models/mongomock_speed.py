@@ -77,15 +77,17 @@ def _sort_key(doc: dict[str, Any]) -> tuple[int, Any]:
 
 
 def _unique_value(value: Any) -> tuple[str, Any]:
-    """Return a hashable key equal for two values exactly when MongoDB calls them equal."""
+    """Return a hashable key equal for two values exactly when stock mongomock finds them equal.
+
+    That is MongoDB's equality for strings, ObjectIds, UUIDs, null and numbers (1 == 1.0);
+    like stock mongomock (and its create_index), True equals 1, where MongoDB tells them apart.
+    """
     if value is None:
         return ("null", None)
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # bool included, as in Python and stock mongomock
         if value != value:
             raise _Unsupported
-        return ("number", value)  # 1 == 1.0, as in MongoDB
+        return ("number", value)
     if isinstance(value, str | ObjectId | uuid.UUID):
         return (type(value).__name__, value)
     raise _Unsupported
@@ -111,7 +113,7 @@ def _holders(store: Any, name: str, index: dict[str, Any], skip_id: Any) -> dict
     """
     state = store.__dict__.setdefault("_speed_unique", {})
     entry = state.get(name)
-    if entry is not None and entry[0] is index:
+    if entry is not None and entry[0] == _spec(index):
         return entry[1]
     fields = [field for field, _ in index["key"]]
     table: dict[Any, Any] = {}
@@ -126,8 +128,13 @@ def _holders(store: Any, name: str, index: dict[str, Any], skip_id: Any) -> dict
             table.setdefault(tuple(_unique_value(v) for v in values), doc["_id"])
     except (_Unsupported, TypeError):
         holders = None
-    state[name] = (index, holders)
+    state[name] = (_spec(index), holders)
     return holders
+
+
+def _spec(index: dict[str, Any]) -> tuple[Any, ...]:
+    # GridFS creates its indexes again for every file: an equal spec keeps its map.
+    return (tuple(map(tuple, index["key"])), bool(index.get("sparse")))
 
 
 def _check_stock(collection: Any, index: dict[str, Any], new_data: dict[str, Any]) -> None:
@@ -161,7 +168,7 @@ def _check_unique(collection: Any, name: str, index: dict[str, Any], new_data: A
         hash(new_id)
         key = tuple(_unique_value(v) for v in values)
     except (_Unsupported, TypeError):
-        store.__dict__.setdefault("_speed_unique", {})[name] = (index, None)  # stock from now on
+        store.__dict__.setdefault("_speed_unique", {})[name] = (_spec(index), None)  # stock
         return _check_stock(collection, index, new_data)
     holders = _holders(store, name, index, new_id)
     if holders is None:
@@ -209,7 +216,11 @@ def _find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
 
 def _ensure_uniques(self: Any, new_data: Any) -> None:
     with _lock:  # check and record together: two threads cannot both take a value
-        for name, index in list(self._store.indexes.items()):
+        indexes = self._store.indexes
+        state = self._store.__dict__.get("_speed_unique") or {}
+        for name in [n for n in state if n not in indexes]:
+            del state[name]  # dropped: documents written meanwhile are not in its map
+        for name, index in list(indexes.items()):
             if index.get("unique"):
                 _check_unique(self, name, index, new_data)
 
