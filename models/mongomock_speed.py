@@ -205,7 +205,7 @@ def _iter_documents(self: Any, filter: Any) -> Iterator[dict[str, Any]] | Iterab
 
 
 def _find_one(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
-    if not filter and not args and set(kwargs) <= {"projection"}:
+    if not filter and not args and set(kwargs) <= {"projection", "session"}:
         first = next(iter(self._store.documents), None)
         if first is None:
             return None

@@ -199,13 +199,19 @@ def test_concurrent_inserts_take_a_value_once(fast):
     assert len(done) == 1 and things.count_documents({}) == 1
 
 
-def test_gridfs_files_round_trip(fast):
+def test_gridfs_files_round_trip_without_scans(fast, monkeypatch):
     import mongomock.gridfs
 
     mongomock.gridfs.enable_gridfs_integration()
     db = fresh().database
     fs = gridfs.GridFS(db)
+    scans = []
+    stock_iter = mongomock_speed._installed["iter"]
+    monkeypatch.setitem(
+        mongomock_speed._installed, "iter", lambda c, f: scans.append(f) or stock_iter(c, f)
+    )
     ids = [fs.put(f"tệp {i}".encode() * 5000, filename=f"f{i}.txt") for i in range(5)]
+    assert scans == []  # GridFS asks find_one() of its collections for every file
     assert [fs.get(i).read() for i in ids] == [f"tệp {i}".encode() * 5000 for i in range(5)]
     fs.delete(ids[0])
     assert db["fs.files"].find_one() is not None and not fs.exists(ids[0])
