@@ -3,39 +3,75 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from jobs import report_progress
 from models.audit import utcnow
 from models.document import Document
 
+if TYPE_CHECKING:
+    from search_index.document import IndexRecord
+
 log = logging.getLogger(__name__)
 BATCH = 500
+#: Documents loaded from the database at a time while their records stream to the writer.
+LOAD_CHUNK = 500
+#: Fields no index record reads: not loaded (a migrated document's raw data and history can
+#: outweigh its text). tests/jobs/test_search_index.py checks record_for does not need them.
+NOT_INDEXED = (
+    "history", "legacy_raw", "comments", "assignments", "revisions", "attachments", "circuit",
+)  # fmt: skip
 
 
-def index_documents(ids: list[str]) -> dict[str, int]:
+def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
     """Write (or replace) the index records of these documents and case files.
 
-    Ids that are neither (deleted meanwhile) are removed from the index.
+    Records stream from the database in chunks into the writer's batches (one segment per
+    batch: pass thousands of ids at once rather than many small calls); ``procs`` > 1 has
+    the writer analyse batches in that many processes. Ids that are neither (deleted
+    meanwhile) are removed from the index.
     """
     from models.case_file import CaseFile
+    from search_index.writer import BATCH_SIZE
     from search_index.writer import index_documents as write
     from workflows.search import case_file_record, index_path, records_for
 
-    docs = list(Document.objects(pk__in=ids))
-    found = {str(d.pk) for d in docs}
-    case_files = list(CaseFile.objects(pk__in=[i for i in ids if i not in found]))
-    found |= {str(c.pk) for c in case_files}
-    records = records_for(docs) + [case_file_record(c) for c in case_files]
-    written = write(index_path(), records) if records else 0
-    for doc in docs:
-        Document.objects(pk=doc.pk).update_one(
-            set__index_status="indexed", set__indexed_version=doc.version
-        )
-    gone = set(ids) - found
+    versions: dict[Any, int] = {}  # pk -> version of the record handed to the writer
+    case_files: set[str] = set()
+
+    def records() -> Iterator[IndexRecord]:
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start : start + LOAD_CHUNK]
+            docs = list(Document.objects(pk__in=chunk).exclude(*NOT_INDEXED).order_by())
+            for doc in docs:
+                versions[doc.pk] = doc.version
+            yield from records_for(docs)
+            found = {str(d.pk) for d in docs}
+            for case_file in CaseFile.objects(pk__in=[i for i in chunk if i not in found]):
+                case_files.add(str(case_file.pk))
+                yield case_file_record(case_file)
+
+    # Every worker gets a batch even when there are fewer ids than procs full batches.
+    batch = max(1, min(BATCH_SIZE, -(-len(ids) // max(1, procs))))
+    written = write(index_path(), records(), batch_size=batch, procs=procs) if ids else 0
+    mark_indexed(versions)
+    gone = set(ids) - {str(pk) for pk in versions} - case_files
     if gone:
         remove_documents(sorted(gone))
     return {"indexed": written, "removed": len(gone)}
+
+
+def mark_indexed(versions: dict[Any, int]) -> None:
+    """Record that these documents are indexed at these versions (one update per version)."""
+    by_version: dict[int, list[Any]] = {}
+    for pk, version in versions.items():
+        by_version.setdefault(version, []).append(pk)
+    for version, pks in by_version.items():
+        for start in range(0, len(pks), LOAD_CHUNK):
+            Document.objects(pk__in=pks[start : start + LOAD_CHUNK]).update(
+                set__index_status="indexed", set__indexed_version=version
+            )
 
 
 def remove_documents(ids: list[str]) -> dict[str, int]:

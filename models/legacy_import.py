@@ -32,6 +32,7 @@ PHASE_LABELS = {
     "documents": "Văn bản",
     "attachments": "Tệp đính kèm",
     "history": "Lịch sử xử lý",
+    "indexing": "Lập chỉ mục tìm kiếm",
     "done": "Xong",
 }
 TABLE_LABELS = {**PHASE_LABELS, "manifest": "manifest.json"}

@@ -47,6 +47,7 @@ from workflows.legacy.reader import TableReader
 from workflows.legacy_import_documents import DocumentContext, DocumentPhase
 from workflows.legacy_import_files import AttachmentPhase
 from workflows.legacy_import_history import HistoryPhase
+from workflows.legacy_import_index import IndexStep
 from workflows.legacy_import_report import (
     SEVERITY_LABELS,
     batch_report,
@@ -110,16 +111,17 @@ DEFAULT_SYSTEM = "hệ thống cũ"
 # Search hooks --------------------------------------------------------------------------------
 
 
-def _index_batch(doc_ids: list[str]) -> None:
-    """Hand imported (or changed) documents to the search index; no-op without one.
+def _index_batch(doc_ids: list[str], procs: int = 1) -> None:
+    """Hand imported documents to the search index; no-op without one.
 
-    The single place the search layer plugs in: it is called after every committed batch
-    of documents and again for documents whose attachments added text. Indexing must be
-    idempotent (a resumed run hands some documents over twice).
+    The single place the search layer plugs in: the last step of a run calls it with chunks
+    of thousands of documents once their attachments' text is in, and it must mark them
+    ``index_status="indexed"``. Indexing must be idempotent (a resumed run hands some
+    documents over twice). ``procs`` index processes analyse the documents.
     """
     hook = _search_function("index_documents")
     if hook is not None:
-        hook(doc_ids)
+        hook(doc_ids, procs=procs)
 
 
 def _unindex_batch(doc_ids: list[str]) -> None:
@@ -255,12 +257,15 @@ def run_batch(
                 mapping,
             )
             if run.phase == "documents":
-                DocumentPhase(run, source, mapping, ctx, _index_batch).run_phase()
+                DocumentPhase(run, source, mapping, ctx).run_phase()
             if run.phase == "attachments":
-                AttachmentPhase(run, source, mapping, _index_batch).run_phase()
+                AttachmentPhase(run, source, mapping).run_phase()
             if run.phase == "history":
                 HistoryPhase(run, source, mapping, fallback).run_phase()
-            _check_manifest_counts(run, batch)
+        if _search_function("index_documents") is not None:
+            procs = int(current_app.config.get("SEARCH_INDEX_PROCS", 1))
+            IndexStep(run, _index_batch, procs).run_step()
+        _check_manifest_counts(run, batch)
         run.totals = {p: run.checkpoints[p] for p in PHASES}  # estimates become the counts
         run.phase = "done"
         batch = run.finish(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +52,6 @@ _AUTHORITY_RE = re.compile(r"^(TM|KT|TL|TUQ|Q)(?:\.\s*|\s+)(?=\S)")
 _SIGNER_SPLIT_RE = re.compile(r"\s*\n\s*|\s+-\s+")
 _LEADING_NUMBER_RE = re.compile(r"^\s*(\d{1,9})(?!\d)")
 _DIGITS_RE = re.compile(r"^\d{1,9}$")
-
-IndexHook = Callable[[list[str]], None]
 
 
 @dataclass(slots=True)
@@ -279,13 +276,11 @@ class DocumentPhase:
         source: ExportSource,
         mapping: Mapping,
         ctx: DocumentContext,
-        index: IndexHook,
     ) -> None:
         self.run = run
         self.source = source
         self.mapping = mapping
         self.ctx = ctx
-        self.index = index
         self.collection = Document._get_collection()
         self.tracker = DuplicateTracker()
 
@@ -341,9 +336,8 @@ class DocumentPhase:
             data, warnings = build_document(row, self.ctx)
             built.append((row, data, warnings))
         failed = self._insert([data for _, data, _ in built])
-        imported: list[str] = []
         existing = self._existing([built[i][0] for i in failed]) if failed else {}
-        for index, (row, data, warnings) in enumerate(built):
+        for index, (row, _data, warnings) in enumerate(built):
             if index in failed:
                 owner = existing.get(row.legacy_id or "")
                 if owner != (self.ctx.batch_id, row.row):
@@ -353,9 +347,6 @@ class DocumentPhase:
             run.row_problems(TABLE, row, only_warnings=True)
             for p in warnings:
                 run.problem(TABLE, row.row, row.legacy_id, p.kind, p.reason, WARNING)
-            imported.append(str(data["_id"]))
-        if imported:
-            self.index(imported)
         run.commit(TABLE, last_row, next_phase=next_phase)
 
     def _not_imported(self, row: DocumentRow, owner: tuple[str, int] | None) -> None:

@@ -36,8 +36,6 @@ BATCH_BYTES = 256 * 1024 * 1024
 FLAG_NAMES = {"damaged_pdf": "damaged", "encrypted_pdf": "encrypted"}
 TEXT_HEADER = "[Tệp đính kèm: {name}]"
 
-IndexHook = Callable[[list[str]], None]
-
 
 def inspect_attachment(source: ExportSource, row: AttachmentRow, mapping: Mapping,
                        sink: Callable[[bytes], object] | None = None) -> FileCheck:  # fmt: skip
@@ -143,13 +141,10 @@ def not_imported(run: ImportRun, table: str, row_number: int, legacy_id: str,
 class AttachmentPhase:
     """Stream attachments.csv and its files into GridFS from the run's checkpoint."""
 
-    def __init__(
-        self, run: ImportRun, source: ExportSource, mapping: Mapping, index: IndexHook
-    ) -> None:
+    def __init__(self, run: ImportRun, source: ExportSource, mapping: Mapping) -> None:
         self.run = run
         self.source = source
         self.mapping = mapping
-        self.index = index
         self.collection = Document._get_collection()
 
     def run_phase(self) -> None:
@@ -227,9 +222,7 @@ class AttachmentPhase:
             if stored is not None:
                 keys[doc_id][key] = row.row
                 pushes.setdefault(doc_id, []).append((stored, check.text))
-        changed = self._push(pushes)
-        if changed:
-            self.index([str(i) for i in changed])
+        self._push(pushes)
         run.commit(TABLE, last_row, next_phase=next_phase)
 
     def _store(self, row: AttachmentRow) -> tuple[FileCheck, LegacyFile | None]:
@@ -285,10 +278,10 @@ class AttachmentPhase:
                         f"{reason} Tệp vẫn được lưu kèm cờ '{FLAG_NAMES.get(flag, flag)}'.",
                         WARNING)  # fmt: skip
 
-    def _push(self, pushes: dict[ObjectId, list[tuple[LegacyFile, str]]]) -> list[ObjectId]:
-        """Attach the stored files (and their text) to their documents; return the ids."""
+    def _push(self, pushes: dict[ObjectId, list[tuple[LegacyFile, str]]]) -> None:
+        """Attach the stored files (and their text) to their documents, to be re-indexed."""
         if not pushes:
-            return []
+            return
         with_text = [doc_id for doc_id, items in pushes.items() if any(t for _, t in items)]
         contents = {
             raw["_id"]: raw.get("content") or ""
@@ -299,7 +292,7 @@ class AttachmentPhase:
         for doc_id, items in pushes.items():
             update: dict[str, Any] = {
                 "$push": {"attachments": {"$each": [f.to_mongo().to_dict() for f, _ in items]}},
-                "$set": {"updated_at": now},
+                "$set": {"updated_at": now, "index_status": "pending"},
             }
             blocks = [f"{TEXT_HEADER.format(name=f.filename)}\n{text}" for f, text in items if text]
             if blocks:
@@ -309,4 +302,3 @@ class AttachmentPhase:
             operations.append(({"_id": doc_id, "attachments.legacy_key": {"$nin": keys}}, update))
         if update_each(self.collection, operations) != len(operations):
             raise Conflict("Văn bản chuyển đổi bị thay đổi trong lúc gắn tệp; hãy chạy tiếp lô.")
-        return list(pushes)

@@ -76,7 +76,7 @@ class HistoryPhase:
             if len(pending) >= BATCH_ROWS or self.run.must_flush:
                 self._flush(pending, last)
                 pending = []
-        self._flush(pending, max(last, reader.rows_read), next_phase="done")
+        self._flush(pending, max(last, reader.rows_read), next_phase="indexing")
 
     def _flush(self, rows: list[HistoryRow], last_row: int, next_phase: str | None = None) -> None:
         run = self.run

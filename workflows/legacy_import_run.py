@@ -110,6 +110,7 @@ class ImportRun:
         self.totals: dict[str, int] = dict(batch.totals or {})
         self.files_bytes = batch.files_bytes or 0
         self.phase = batch.phase or PHASES[0]
+        self.indexing = {"done": 0, "total": 0}  # documents handed to the search index
         self.pending: list[dict[str, Any]] = []
         self.problem_count = 0
         self._clock = time.monotonic()
@@ -195,6 +196,15 @@ class ImportRun:
         self._last_beat = time.monotonic()
         self.report_progress()
 
+    def save_progress(self) -> None:
+        """Store phase and progress between commits (the indexing step has no checkpoint)."""
+        if not ImportBatch.objects(pk=self.batch_id, lease=self.lease).update_one(
+            set__phase=self.phase, set__progress=self.progress(), set__heartbeat_at=utcnow()
+        ):
+            raise LeaseLost()
+        self._last_beat = time.monotonic()
+        self.report_progress()
+
     def heartbeat(self) -> None:
         """Tell watchers the run is alive during long work between commits."""
         if time.monotonic() - self._last_beat < 30:
@@ -241,6 +251,7 @@ class ImportRun:
                       "total": self.totals.get("attachments", 0), "bytes": self.files_bytes},
             "history": {"done": self.checkpoints["history"],
                         "total": self.totals.get("history", 0)},
+            "indexing": dict(self.indexing),
             "rate": round(rate, 1),
             "eta_seconds": round((total - done) / rate) if rate > 0 else None,
             "problems": self.problem_count,

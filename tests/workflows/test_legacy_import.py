@@ -24,6 +24,7 @@ from workflows import legacy_import as importer
 from workflows import legacy_import_documents as documents_phase
 from workflows import legacy_import_files as files_phase
 from workflows import legacy_import_history as history_phase
+from workflows import legacy_import_index as index_step
 from workflows import storage
 from workflows.errors import Forbidden
 from workflows.legacy import default_mapping, open_export, read_documents
@@ -86,6 +87,18 @@ def chunk_owners() -> set[Any]:
     return set(get_db()["fs.chunks"].distinct("files_id"))
 
 
+def assert_indexed() -> None:
+    """Every imported document is in the search index at its current version, once."""
+    from jobs.search import current_versions
+    from search_index.writer import check
+    from workflows.search import index_path
+
+    drift = check(index_path(), current_versions())
+    assert drift.clean, drift
+    statuses = {(d.index_status, d.indexed_version == d.version) for d in Document.objects}
+    assert statuses == {("indexed", True)}
+
+
 def assert_no_orphans() -> None:
     referenced = {a.file_id for d in Document.objects(migrated=True) for a in d.attachments}
     assert gridfs_ids() == referenced
@@ -130,6 +143,7 @@ def test_sample_imports_every_record_and_reconciles(admin, users):
     long_one = Document.objects.get(legacy_id="400106-VBĐT")
     assert len(long_one.issuer) == 300 and len(long_one.legacy_raw["full"]["issuer"]) == 385
     check_sample_documents(admin, users)
+    assert_indexed()  # with the text of the PDFs: their push changed the version
 
 
 def check_sample_documents(admin: Any, users: dict[str, Any]) -> None:
@@ -489,6 +503,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(documents_phase, "BATCH_ROWS", 20)
     monkeypatch.setattr(files_phase, "BATCH_ROWS", 7)
     monkeypatch.setattr(history_phase, "BATCH_ROWS", 90)
+    monkeypatch.setattr(index_step, "INDEX_CHUNK", 30)
 
 
 def crash_on_call(monkeypatch, target: Any, name: str, call: int, after: bool = False) -> None:
@@ -557,6 +572,8 @@ CRASHES = {
     "history-last-checkpoint": lambda mp: mp.setattr(
         ImportRun, "commit", commit_of("history", 7, after=True)
     ),
+    "indexing-midway": lambda mp: crash_on_call(mp, importer, "_index_batch", 2),
+    "indexing-chunk-done": lambda mp: crash_on_call(mp, importer, "_index_batch", 1, after=True),
     "before-finish": lambda mp: crash_on_call(mp, ImportRun, "finish", 1),
 }
 
@@ -587,6 +604,7 @@ def reference_state(app, crash_export) -> dict[str, Any]:
         mp.setattr(documents_phase, "BATCH_ROWS", 20)
         mp.setattr(files_phase, "BATCH_ROWS", 7)
         mp.setattr(history_phase, "BATCH_ROWS", 90)
+        mp.setattr(index_step, "INDEX_CHUNK", 30)
         from workflows.seed import seed_demo
 
         clear_imports()
@@ -620,6 +638,7 @@ def test_killed_import_resumes_to_the_same_state(
     assert report["status"] == "done"
     assert snapshot() == reference_state
     assert_no_orphans()
+    assert_indexed()
     assert ImportBatch.objects.get(pk=batch.pk).attempts == 2
 
 

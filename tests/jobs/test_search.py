@@ -1,0 +1,42 @@
+"""The search index jobs: what they load, what they mark, what they remove."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobs import search as search_jobs
+from models.document import Document, HistoryEntry
+from search_index.writer import check, indexed_versions
+from workflows.search import index_path, record_for
+
+
+def test_records_need_none_of_the_fields_indexing_leaves_unloaded(make_document, users):
+    doc = make_document("incoming", "vanthu", issuer="Sở Y tế", subject="Công văn về tiêm chủng")
+    doc.update(
+        push__history=HistoryEntry(
+            at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), actor_name="x", action="legacy"
+        ),
+        set__legacy_raw={"row": 1, "html": {"body": "<p>nội dung</p>"}},
+        set__content="Nội dung chính",
+        set__attachment_text="Văn bản đính kèm",
+        set__visible_unit_ids=[str(users["vanthu"].unit.pk)],
+    )
+    full = Document.objects.get(pk=doc.pk)
+    assert full.history and full.legacy_raw
+    partial = Document.objects(pk=doc.pk).exclude(*search_jobs.NOT_INDEXED).get()
+    assert record_for(partial) == record_for(full)
+
+
+def test_index_documents_marks_every_version_and_removes_the_gone(make_document):
+    docs = [make_document("incoming", "vanthu", subject=f"Báo cáo {i}") for i in range(5)]
+    Document.objects(pk=docs[0].pk).update_one(inc__version=2)
+    gone = str(docs[4].pk)
+    search_jobs.index_documents([str(d.pk) for d in docs])
+    docs[4].delete()
+    result = search_jobs.index_documents([str(d.pk) for d in docs])
+    assert result == {"indexed": 4, "removed": 1}
+    assert {str(d.pk): (d.index_status, d.indexed_version) for d in Document.objects} == {
+        str(d.pk): ("indexed", d.version + (2 if d is docs[0] else 0)) for d in docs[:4]
+    }
+    assert gone not in indexed_versions(index_path())
+    assert check(index_path(), search_jobs.current_versions()).clean
