@@ -145,14 +145,24 @@ def prepare(record: IndexRecord) -> PreparedDocument:
     body = record.get("body") or ""
     attachment = record.get("attachment_text") or ""
     text = f"{body}\n{attachment}" if attachment else body
-    for name, value in ((schema.TITLE, title), (schema.META, meta), (schema.TEXT, text)):
-        if not value:
+    # Body and attachment text are analysed apart: each is often shared by many documents
+    # (copies of one circular, one attachment filed twice), and the cache hits per part.
+    fields = ((schema.TITLE, [title]), (schema.META, [meta]), (schema.TEXT, [body, attachment]))
+    for name, parts in fields:
+        analysed = [_cache.analyze(part) for part in parts if part]
+        if not analysed:
             continue
-        exact, folded, count = _cache.analyze(value)
+        exact, folded, _ = analysed[0]
+        if len(analysed) > 1:  # cached counters are shared: merge into new ones
+            exact, folded = exact.copy(), folded.copy()
+            for more_exact, more_folded, _ in analysed[1:]:
+                exact.update(more_exact)
+                folded.update(more_folded)
+        length = sum(_length(count) for _, _, count in analysed)
         prepared.terms[name + schema.EXACT_SUFFIX] = exact
         prepared.terms[name + schema.FOLDED_SUFFIX] = folded
-        prepared.lengths[name + schema.EXACT_SUFFIX] = _length(count)
-        prepared.lengths[name + schema.FOLDED_SUFFIX] = _length(count)
+        prepared.lengths[name + schema.EXACT_SUFFIX] = length
+        prepared.lengths[name + schema.FOLDED_SUFFIX] = length
     number = record.get("number") or ""
     legacy_id = record.get("legacy_id") or ""
     ident = Counter(analysis.notation_terms(number) + analysis.notation_terms(legacy_id))

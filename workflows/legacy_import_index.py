@@ -41,8 +41,11 @@ class IndexStep:
         done = 0
         previous: set[Any] = set()
         while True:
-            # One query for the ids (a few MB per 100k documents), then chunks of them.
-            ids = [raw["_id"] for raw in self.collection.find(pending, {"_id": 1})]
+            # One query for the ids (a few MB per 100k documents), then chunks of them, in
+            # subject order: copies of one text (a circular filed by several units) come
+            # together, so the index analyses and inverts that text once per run of copies.
+            rows = self.collection.find(pending, {"_id": 1, "subject": 1})
+            ids = [r["_id"] for r in sorted(rows, key=lambda r: (r.get("subject") or "", r["_id"]))]
             if not ids:
                 break
             if previous.intersection(ids):  # the hook did not mark them: never loop forever
