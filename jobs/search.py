@@ -44,6 +44,10 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
         for start in range(0, len(ids), LOAD_CHUNK):
             chunk = ids[start : start + LOAD_CHUNK]
             docs = list(Document.objects(pk__in=chunk).exclude(*NOT_INDEXED).order_by())
+            # In the caller's order (the database returns its own): callers put copies of
+            # one text together so the writer analyses it once.
+            position = {doc_id: n for n, doc_id in enumerate(chunk)}
+            docs.sort(key=lambda doc: position.get(str(doc.pk), 0))
             for doc in docs:
                 versions[doc.pk] = doc.version
             yield from records_for(docs)
