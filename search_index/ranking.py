@@ -204,13 +204,18 @@ def _add_best_of_group(
     scores: dict[int, float],
     count: int,
 ) -> None:
-    """Score only the ``count`` best allowed documents of a group (into empty ``scores``).
+    """Add a group's score to the scored documents and to its ``count`` best other ones.
 
-    Gives the same documents and scores as _add_group followed by keeping the best
-    ``count``, without touching every posting of a common term again.
+    Documents not scored yet hold this group's score only, so its best ``count`` of them are
+    the only ones that can reach the best ``count`` overall: the same candidates as
+    _add_group gives, without touching every posting of a common term again.
     """
     order, values = _impact_order(view, group, norms)
-    best = list(islice(compress(order, map(allowed.__getitem__, order)), count))
+    best = list(islice(compress(order, map(allowed.__getitem__, order)), count + len(scores)))
+    if scores:
+        for doc in scores:
+            scores[doc] += factor * values[doc]
+        best = [doc for doc in best if doc not in scores]
     scores.update(zip(best, map(factor.__mul__, map(values.__getitem__, best)), strict=True))
 
 
@@ -252,16 +257,18 @@ def _add_group_to(
             scores[doc] = scores.get(doc, 0.0) + factor * f / (f + norm)
 
 
-def _scored_alone(order: Sequence[tuple[Group, float, int]], candidates: int) -> bool:
-    """Tell whether only the first group is scored over all its postings, and it is common.
+def _best_only(order: Sequence[tuple[Group, float, int]], position: int, spent: int) -> bool:
+    """Tell whether a common group is the last one rank() scores over all its postings.
 
-    The loop in rank() stops after the first group when the next would exceed the posting
-    budget (once enough candidates exist; with fewer, every one of them is kept anyway).
+    The loop in rank() stops after it when the next group would exceed the posting budget
+    (once enough candidates exist; with fewer, every one of them is kept anyway), so only
+    its best documents can become candidates.
     """
-    df = order[0][2]
-    if df < max(IMPACT_MIN_POSTINGS, candidates):
+    df = order[position][2]
+    if df < IMPACT_MIN_POSTINGS:
         return False
-    return len(order) == 1 or df + order[1][2] > FULL_SCORING_POSTINGS
+    following = position + 1
+    return following == len(order) or spent + df + order[following][2] > FULL_SCORING_POSTINGS
 
 
 def rank(
@@ -292,7 +299,7 @@ def rank(
         if position and spent + df > FULL_SCORING_POSTINGS and scored_docs >= candidates:
             break
         factor = group_idf * group.weight * (K1 + 1)
-        if position == 0 and _scored_alone(order, candidates):
+        if df >= candidates and _best_only(order, position, spent):
             for i, view, _ in live:
                 _add_best_of_group(view, allowed[i], group, factor, norms[i], scores[i], candidates)
         else:

@@ -21,6 +21,8 @@ def path(tmp_path: Path, record: Callable[..., Any]) -> Path:
     for i in range(160):
         # Distinct lengths: no two documents tie on a term's score.
         body = " ".join(rng.choice(WORDS) for _ in range(5 + i))
+        if i % 20 == 0:
+            body += " khẩn cấp"  # a rare term scored first, common ones after
         title = " ".join(rng.choice(WORDS) for _ in range(3))
         secret = i % 7 == 0
         docs.append(
@@ -43,7 +45,9 @@ def _ranked(path: Path, text: str, **kwargs: Any) -> list[tuple[float, str]]:
     return sorted(((h["score"], h["id"]) for h in result["hits"]), reverse=True)
 
 
-@pytest.mark.parametrize("text", ["quản lý", "quan", "thông tư quy định", "van ban"])
+@pytest.mark.parametrize(
+    "text", ["quản lý", "quan", "thông tư quy định", "van ban", "khẩn cấp quản lý văn bản"]
+)
 @pytest.mark.parametrize(
     "who", [{"principals": ["all"]}, {"principals": ["unit:u2"], "clearance": 1}]
 )
