@@ -215,8 +215,22 @@ def main() -> None:
 
     if not (args.reuse and writer.index_status(path) == "ok"):
         start, cpu = time.perf_counter(), cpu_times()
+
+        def progress(written: int) -> None:
+            elapsed = time.perf_counter() - start
+            print(
+                f"  indexed {written} docs in {elapsed:.0f}s ({written / elapsed:.0f} docs/s),"
+                f" load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
         done = writer.rebuild(
-            path, replicas(docs, args.docs), restart=True, procs=args.procs, batch_size=args.batch
+            path,
+            replicas(docs, args.docs),
+            restart=True,
+            procs=args.procs,
+            batch_size=args.batch,
+            progress=progress,
         )
         wall = time.perf_counter() - start
         used = cpu_times() - cpu + writer.STATS["worker_cpu_s"]
@@ -277,12 +291,20 @@ def main() -> None:
 
     if not args.no_fts5:
         n = args.fts5_docs or args.docs
-        fts_docs = [
-            {"id": r["id"], "title": r["title"], "text": r["body"]} for r in replicas(docs, n)
-        ]
+        fts_start = time.perf_counter()
+
+        def fts_docs() -> Iterator[dict[str, Any]]:
+            for count, r in enumerate(replicas(docs, n), start=1):
+                yield {"id": r["id"], "title": r["title"], "text": r["body"]}
+                if count % 10_000 == 0:
+                    print(
+                        f"  fts5: {count} docs in {time.perf_counter() - fts_start:.0f}s,"
+                        f" load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+
         fts_dir = tempfile.mkdtemp(prefix="fts5-")
-        fts = Fts5Reference(fts_docs, db_path=str(Path(fts_dir) / "fts5.db"))
-        del fts_docs
+        fts = Fts5Reference(fts_docs(), db_path=str(Path(fts_dir) / "fts5.db"))  # type: ignore[arg-type]
         print(f"fts5 reference: {n} docs indexed in {fts.index_s:.0f}s", flush=True)
         lat = []
         for text in questions:

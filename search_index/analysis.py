@@ -64,6 +64,16 @@ def fold(text: str) -> str:
     return text.translate(_FOLD_TABLE)
 
 
+def fold_sources() -> dict[str, str]:
+    """Return, for each base letter, every other character that folds to it (both cases)."""
+    sources: dict[str, str] = {}
+    for cp, base in _FOLD_TABLE.items():
+        if len(base) == 1:
+            for key in {base, base.lower()}:
+                sources[key] = sources.get(key, "") + chr(cp)
+    return sources
+
+
 def has_marks(token: str) -> bool:
     """Tell whether a normalized token carries diacritics (so it differs from its folded form)."""
     return fold(token) != token

@@ -74,7 +74,11 @@ def version_of(updated_at: datetime | date | str | None) -> str:
 
 
 class _AnalysisCache:
-    """Reuse the analysis of identical texts (the same circular received by many units)."""
+    """Reuse the analysis of identical texts (the same circular received by many units).
+
+    Titles, issuers and signers repeat too; the builder inverts consecutive documents that
+    share the returned counts once.
+    """
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
@@ -92,8 +96,6 @@ class _AnalysisCache:
 
     def analyze(self, text: str) -> tuple[Counter[str], Counter[str], int]:
         """Return exact counts, folded counts and token count of ``text``."""
-        if len(text) < 2000:
-            return analysis.analyze(text)
         hit = self._items.get(text)
         if hit is not None:
             self._items.move_to_end(text)

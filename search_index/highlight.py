@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 
 from search_index import analysis
 
@@ -15,29 +16,42 @@ _WORD_RE = re.compile(r"[^\W_]+")
 SCAN_CHARS = 100_000
 
 
+_FOLD_SOURCES = analysis.fold_sources()
+
+
+def _letter(char: str) -> str:
+    sources = _FOLD_SOURCES.get(char)
+    return f"[{re.escape(char)}{re.escape(sources)}]" if sources else re.escape(char)
+
+
+@lru_cache(maxsize=256)
+def _pattern(words: frozenset[str]) -> re.Pattern[str]:
+    """Return a regex matching any of these folded words in unfolded text, in any case."""
+    ordered = sorted(words, key=len, reverse=True)
+    alternatives = ("".join(map(_letter, word)) for word in ordered)
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(alternatives) + r")(?![^\W_])", re.IGNORECASE)
+
+
 def _matches(
     text: str, exact: Collection[str], folded: Collection[str]
 ) -> list[tuple[int, int, str]]:
     """Return ``(start, end, folded word)`` of every word of ``text`` the query matches.
 
-    Every matched word folds to a query word (exact forms fold too), so one C-level regex
-    scan of the folded text finds them; positions carry over because folding keeps lengths.
+    Every matched word folds to a query word (exact forms fold too). Each letter of the
+    pattern is a class of every character folding to it, so one C-level regex scan of the
+    text itself finds the words, with no folded copy of the text.
     """
-    words = sorted({*folded, *(analysis.fold(w) for w in exact)}, key=len, reverse=True)
+    words = frozenset({*folded, *(analysis.fold(w) for w in exact)})
     if not words:
         return []
-    pattern = re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, words)) + r")(?![^\W_])")
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        folded_text = analysis.fold(analysis.normalize(lowered))
-        if len(folded_text) == len(text):
-            return [(m.start(), m.end(), m.group()) for m in pattern.finditer(folded_text)]
-    # Rare letters whose lowercase or folded form changes length: go word by word.
+    keys: dict[str, str] = {}
     spans = []
-    for m in _WORD_RE.finditer(text):
-        key = analysis.fold(analysis.normalize(m.group()))
-        if pattern.fullmatch(key):
-            spans.append((m.start(), m.end(), key))
+    for m in _pattern(words).finditer(text):
+        word = m.group()
+        key = keys.get(word)
+        if key is None:
+            key = keys[word] = analysis.fold(analysis.normalize(word))
+        spans.append((m.start(), m.end(), key))
     return spans
 
 

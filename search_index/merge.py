@@ -22,7 +22,7 @@ from whoosh.system import pack_ushort
 from whoosh.util.numeric import byte_to_length
 
 from search_index.postings import SegmentView, members
-from search_index.segment import BufferedOut, TermsWriter, term_info
+from search_index.segment import BufferedOut, TermsWriter, per_document_writer, term_info
 
 #: Size tiers (live documents): a tier holding MERGE_FACTOR segments is merged into one.
 #: Segments of 5,000 documents or more (bulk batches, earlier merges) are left alone; call
@@ -141,7 +141,7 @@ def _copy_documents(
     storage: Storage, schema: Schema, codec: W3Codec, segment: W3Segment, views: list[SegmentView]
 ) -> None:
     """Copy stored fields, field lengths and columns of the live documents, in order."""
-    perdoc = codec.per_document_writer(storage, segment)
+    perdoc = per_document_writer(codec, storage, segment)
     fields = {name: schema[name] for name in schema.names()}
     scored = [name for name, f in fields.items() if f.scorable]
     column_fields = [name for name, f in fields.items() if f.column_type and not f.indexed]

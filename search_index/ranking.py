@@ -13,9 +13,10 @@ import heapq
 import math
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, islice
 from operator import itemgetter
 
 from whoosh.util.numeric import byte_to_length
@@ -40,6 +41,9 @@ IDF_FLOOR = 1e-6
 FULL_SCORING_POSTINGS = 30_000
 #: Candidates re-scored with the common terms (at least; 4 x the requested hits otherwise).
 MIN_CANDIDATES = 500
+#: A first group in more documents than this, scored alone, takes its best documents from a
+#: cached list ordered by the group's score instead of scoring every posting again.
+IMPACT_MIN_POSTINGS = 5_000
 #: Fields whose lengths make up a document's length.
 LENGTH_FIELDS = tuple(name + schema.EXACT_SUFFIX for name in FIELD_WEIGHTS)
 
@@ -170,6 +174,51 @@ def _add_group(
             scores[doc] = sget(doc, 0.0) + factor * f / (f + norms[doc])
 
 
+def _impact_order(view: SegmentView, group: Group, norms: array) -> tuple[array, array]:
+    """Return a group's documents by descending score and the per-document scores (cached).
+
+    Scores are the group's saturated frequency (no idf, no weight), zero where the term is
+    absent; ties keep ascending document numbers. Deleted documents are left in: callers walk
+    the order through a mask of allowed documents.
+    """
+    cache_key = (view.segid, "impact", group.term, group.fields, group.flat, id(norms))
+    hit = postings.CACHE.get(cache_key)
+    if hit is not None and hit[2] is norms:
+        return hit[0], hit[1]
+    everything = b"\x01" * view.n
+    freqs: dict[int, float] = {}
+    _add_group(view, everything, group, 1.0, norms, freqs)
+    values = array("d", bytes(8 * view.n))
+    deque(map(values.__setitem__, freqs, freqs.values()), maxlen=0)
+    order = array("I", sorted(freqs, key=values.__getitem__, reverse=True))
+    postings.CACHE.put(cache_key, (order, values, norms), 4 * len(order) + 8 * view.n + 200)
+    return order, values
+
+
+def _add_best_of_group(
+    view: SegmentView,
+    allowed: bytes,
+    group: Group,
+    factor: float,
+    norms: array,
+    scores: dict[int, float],
+    count: int,
+) -> None:
+    """Add a group's score to the scored documents and to its ``count`` best other ones.
+
+    Documents not scored yet hold this group's score only, so its best ``count`` of them are
+    the only ones that can reach the best ``count`` overall: the same candidates as
+    _add_group gives, without touching every posting of a common term again.
+    """
+    order, values = _impact_order(view, group, norms)
+    best = list(islice(compress(order, map(allowed.__getitem__, order)), count + len(scores)))
+    if scores:
+        for doc in scores:
+            scores[doc] += factor * values[doc]
+        best = [doc for doc in best if doc not in scores]
+    scores.update(zip(best, map(factor.__mul__, map(values.__getitem__, best)), strict=True))
+
+
 def _add_group_to(
     view: SegmentView,
     docs_wanted: list[int],
@@ -208,6 +257,20 @@ def _add_group_to(
             scores[doc] = scores.get(doc, 0.0) + factor * f / (f + norm)
 
 
+def _best_only(order: Sequence[tuple[Group, float, int]], position: int, spent: int) -> bool:
+    """Tell whether a common group is the last one rank() scores over all its postings.
+
+    The loop in rank() stops after it when the next group would exceed the posting budget
+    (once enough candidates exist; with fewer, every one of them is kept anyway), so only
+    its best documents can become candidates.
+    """
+    df = order[position][2]
+    if df < IMPACT_MIN_POSTINGS:
+        return False
+    following = position + 1
+    return following == len(order) or spent + df + order[following][2] > FULL_SCORING_POSTINGS
+
+
 def rank(
     views: Sequence[SegmentView],
     finals: Sequence[int],
@@ -236,8 +299,12 @@ def rank(
         if position and spent + df > FULL_SCORING_POSTINGS and scored_docs >= candidates:
             break
         factor = group_idf * group.weight * (K1 + 1)
-        for i, view, _ in live:
-            _add_group(view, allowed[i], group, factor, norms[i], scores[i])
+        if df >= candidates and _best_only(order, position, spent):
+            for i, view, _ in live:
+                _add_best_of_group(view, allowed[i], group, factor, norms[i], scores[i], candidates)
+        else:
+            for i, view, _ in live:
+                _add_group(view, allowed[i], group, factor, norms[i], scores[i])
         spent += df
         position += 1
     # Terms in most documents (idf at the floor) cannot reorder candidates; skip them.

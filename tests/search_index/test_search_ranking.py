@@ -135,3 +135,15 @@ def test_snippet_falls_back_to_the_opening_when_the_body_has_no_match(
     hit = searcher.search(tmp_path / "ix", "kế hoạch", principals=["all"])["hits"][0]
     assert hit["highlights"][0].startswith("Nội dung &lt;đầu&gt; Nội dung")
     assert "<mark>" in hit["title_html"]
+
+
+def test_fragments_mark_every_case_and_diacritic_form_of_a_folded_word() -> None:
+    from search_index import highlight
+
+    text = "THÔNG TƯ số 5; Thông tư; thong tu; thông tin; hoá đơn, hóa đơn, HOÁ ĐƠN"
+    marked = highlight.fragments(text, set(), {"thong", "tu", "hoa", "don"}, size=400)[0]
+    assert marked.count("<mark>") == 13
+    assert "<mark>THÔNG</mark> <mark>TƯ</mark>" in marked
+    assert "<mark>thông</mark> tin" in marked
+    assert "<mark>hoá</mark> <mark>đơn</mark>, <mark>hóa</mark> <mark>đơn</mark>" in marked
+    assert highlight.fragments(text, {"hóa"}, {"hoa"}, weights={"hoa": 1.0})[0].count("<mark>") == 3

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import pickle
+import random
+import struct
+import zlib
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Term
 
-from search_index import document, writer
+from search_index import document, segment, writer
 from search_index.schema import build_schema
 from search_index.segment import BLOCK_LIMIT, INLINE_LIMIT, SegmentBuilder
 
@@ -112,3 +119,51 @@ def test_builder_can_be_cancelled(tmp_path: Path, record: Callable[..., Any]) ->
     builder.add(document.prepare(record("x", "tiêu đề")))
     builder.cancel()
     assert not [n for n in ix.storage.list() if builder.segment.segid in n]
+
+
+class _Out:
+    """A BufferedOut stand-in that keeps everything in memory."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.offset += len(data)
+
+
+def _decode(out: _Out, info: bytes) -> tuple[bytes, list]:
+    """Return a term info's header and its blocks' unpickled data (as Whoosh reads them)."""
+    head = info[: segment._TERMINFO.size]
+    if info[0]:  # postings inlined in the term info
+        ids, weights, _ = pickle.loads(info[len(head) :])
+        return head, [tuple(ids), tuple(map(int, weights))]
+    offset, length = struct.unpack_from("!qi", info, len(head))
+    data = bytes(out.data[offset : offset + length])
+    pos, blocks = 4, []
+    while True:
+        blocklen = struct.unpack_from("!i", data, pos)[0]
+        stream = io.BytesIO(data[pos + 4 : pos + 4 + abs(blocklen)])
+        comp = pickle.load(stream)[3]
+        block = stream.read()
+        blocks.append(pickle.loads(zlib.decompress(block) if comp else block))
+        if blocklen < 0:
+            return head, blocks
+        pos += 4 + blocklen
+
+
+def test_bulk_posting_writer_encodes_like_whoosh_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(3)
+    lists = []
+    for count in (1, 8, 9, 63, 64, 200, 512, 513, 1500):
+        for gap, fmax in ((1, 1), (300, 2), (70_000, 300), (3, 70_000)):
+            ids = sorted(rng.sample(range(count * gap + 1), count))
+            freqs = [rng.randint(1, fmax) for _ in ids]
+            lists.append(array("I", [x for pair in zip(ids, freqs, strict=True) for x in pair]))
+    old, new = _Out(), _Out()
+    expected = [segment._term_info(old, pairs) for pairs in lists]  # type: ignore[arg-type]
+    monkeypatch.setattr(segment, "_CHUNK_POSTINGS", 2000)  # several chunks
+    written = segment.write_pair_lists(new, lists)  # type: ignore[arg-type]
+    for old_info, new_info in zip(expected, written, strict=True):
+        assert _decode(new, new_info) == _decode(old, old_info)
