@@ -377,7 +377,7 @@ def _block(
     weights = freqs[start:end]
     fmax = max(weights)
     rest = deltas[start + 1 : end]
-    parts = [_PICKLE_HEAD, _pickle_int(ids[start])]
+    parts: list[bytes | bytearray] = [_PICKLE_HEAD, _pickle_int(ids[start])]
     if rest:
         parts.append(codes[0].slice(start + 1, end, max(rest)))
     parts.append(_PICKLE_TUPLE)
