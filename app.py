@@ -52,7 +52,6 @@ class DefaultConfig:
     BENCH_DOCUMENTS = 0  # embedded benchmarks: bulk documents seeded at start
     SEARCH_AUTO_INDEX = True  # every document save queues its index update
     SEARCH_INDEX_PROCS = 1  # processes analysing bulk index writes (the legacy import)
-    SEARCH_INDEX_PROCS = 1  # processes analysing bulk index writes (the legacy import)
 
     TESTING = False
 
