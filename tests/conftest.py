@@ -241,3 +241,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run browser tests last: Playwright's sync API keeps an event loop running in this
     thread while the browser is open, and pyHanko needs its own loop."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    # The live server's threads send static files to a browser that may leave the page
+    # first; werkzeug then drops the connection and the file object is collected unclosed in
+    # that thread. Not our code, and reported at a later test's setup: ignore it there only.
+    dropped = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            item.add_marker(dropped)
