@@ -205,6 +205,7 @@ def child(
     trace: bool = False,
     profile: Path | None = None,
     index_procs: int = 1,
+    index_chunk: int | None = None,
 ) -> dict[str, Any]:
     """Import one export into a fresh in-process app; return the measurements."""
     import logging
@@ -238,6 +239,10 @@ def child(
         clock.wrap_phase(HistoryPhase, "history")
         clock.wrap_phase(IndexStep, "index_step", method="run_step")
         clock.wrap_indexing()
+        if index_chunk:
+            import workflows.legacy_import_index
+
+            workflows.legacy_import_index.INDEX_CHUNK = index_chunk
         seed_reference()
         mapping = default_mapping()
         batch = legacy_import.create_batch(
@@ -357,12 +362,18 @@ def main() -> None:
     parser.add_argument(
         "--index-procs", type=int, default=1, help="SEARCH_INDEX_PROCS: index worker processes"
     )
+    parser.add_argument("--index-chunk", type=int, help="documents per index call and process")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     if args.child:
         result = child(
-            args.child, args.stock_mongomock, args.trace_memory, args.profile, args.index_procs
+            args.child,
+            args.stock_mongomock,
+            args.trace_memory,
+            args.profile,
+            args.index_procs,
+            args.index_chunk,
         )
         print(json.dumps(result, ensure_ascii=False))
         return
@@ -375,6 +386,8 @@ def main() -> None:
         if args.trace_memory:
             command.append("--trace-memory")
         command += ["--index-procs", str(args.index_procs)]
+        if args.index_chunk:
+            command += ["--index-chunk", str(args.index_chunk)]
         if args.profile:
             command += ["--profile", str(args.profile.with_suffix(f".{docs}.prof"))]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

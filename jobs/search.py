@@ -18,7 +18,7 @@ BATCH = 500
 #: Documents loaded from the database at a time while their records stream to the writer.
 LOAD_CHUNK = 500
 #: Fields no index record reads: not loaded (a migrated document's raw data and history can
-#: outweigh its text). tests/jobs/test_search_index.py checks record_for does not need them.
+#: outweigh its text). tests/jobs/test_search.py checks record_for does not need them.
 NOT_INDEXED = (
     "history", "legacy_raw", "comments", "assignments", "revisions", "attachments", "circuit",
 )  # fmt: skip

@@ -34,6 +34,7 @@ class IndexStep:
         self.collection = Document._get_collection()
 
     def run_step(self) -> None:
+        """Index every pending document of the batch (what a killed run left too)."""
         run = self.run
         run.phase = "indexing"
         pending = {"import_batch_id": run.batch_id, "index_status": "pending"}
