@@ -146,25 +146,24 @@ def prepare(record: IndexRecord) -> PreparedDocument:
     meta = " \n ".join(x for x in (record.get("issuer"), record.get("signer")) if x)
     body = record.get("body") or ""
     attachment = record.get("attachment_text") or ""
-    text = f"{body}\n{attachment}" if attachment else body
-    # Body and attachment text are analysed apart: each is often shared by many documents
-    # (copies of one circular, one attachment filed twice), and the cache hits per part.
-    fields = ((schema.TITLE, [title]), (schema.META, [meta]), (schema.TEXT, [body, attachment]))
-    for name, parts in fields:
-        analysed = [_cache.analyze(part) for part in parts if part]
-        if not analysed:
+    # The snippet is the body's beginning (then the attachments'): one text for all copies.
+    text = f"{body}\n{attachment}" if attachment and len(body) < SNIPPET_CHARS else body
+    fields = (
+        (schema.TITLE, title),
+        (schema.META, meta),
+        (schema.TEXT, body),
+        (schema.ATTACHMENT, attachment),
+    )
+    for name, value in fields:
+        if not value:
             continue
-        exact, folded, _ = analysed[0]
-        if len(analysed) > 1:  # cached counters are shared: merge into new ones
-            exact, folded = exact.copy(), folded.copy()
-            for more_exact, more_folded, _ in analysed[1:]:
-                exact.update(more_exact)
-                folded.update(more_folded)
-        length = sum(_length(count) for _, _, count in analysed)
+        # Each text is analysed apart: the cached counts are shared by every copy of a text
+        # (a circular filed by many units, one attachment filed twice), inverted once.
+        exact, folded, count = _cache.analyze(value)
         prepared.terms[name + schema.EXACT_SUFFIX] = exact
         prepared.terms[name + schema.FOLDED_SUFFIX] = folded
-        prepared.lengths[name + schema.EXACT_SUFFIX] = length
-        prepared.lengths[name + schema.FOLDED_SUFFIX] = length
+        prepared.lengths[name + schema.EXACT_SUFFIX] = _length(count)
+        prepared.lengths[name + schema.FOLDED_SUFFIX] = _length(count)
     number = record.get("number") or ""
     legacy_id = record.get("legacy_id") or ""
     ident = Counter(analysis.notation_terms(number) + analysis.notation_terms(legacy_id))

@@ -28,7 +28,7 @@ from search_index.query import ParsedQuery
 K1 = 1.2
 B = 0.75
 #: Weights of the text fields inside one term's frequency (title > issuer/signer > body).
-FIELD_WEIGHTS = {schema.TITLE: 2.0, schema.META: 1.5, schema.TEXT: 1.0}
+FIELD_WEIGHTS = {schema.TITLE: 2.0, schema.META: 1.5, schema.TEXT: 1.0, schema.ATTACHMENT: 1.0}
 #: Weight of syllable pairs relative to single syllables.
 PAIR_WEIGHT = 1.0
 #: Weight of diacritic-folded forms when the query was typed with diacritics.

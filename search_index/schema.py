@@ -13,14 +13,18 @@ from whoosh.system import pack_uint
 from search_index.analysis import NotationAnalyzer, SyllableAnalyzer
 
 #: Bump whenever fields, analysis or term layout change: a mismatch means "rebuild the index".
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_FILE = "SCHEMA_VERSION"
 
 # Scored text fields: each has an exact ("_x") and a diacritic-folded ("_f") twin.
 TITLE = "title"
 META = "meta"  # issuer and signer
-TEXT = "text"  # body and text extracted from attachments
-TEXT_FIELDS = (TITLE, META, TEXT)
+TEXT = "text"  # body
+# Text extracted from attachments: a field of its own, so that copies of one body (a
+# circular filed by many units, each with its own attachments) keep sharing one analysis
+# and one inverted run. Scored with the body's weight, BM25F sums both as one text.
+ATTACHMENT = "attach"
+TEXT_FIELDS = (TITLE, META, TEXT, ATTACHMENT)
 EXACT_SUFFIX = "_x"
 FOLDED_SUFFIX = "_f"
 #: Exact number / legacy id keys with their left prefixes ("70", "70.2018", "70.2018.nd", ...).

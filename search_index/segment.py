@@ -29,6 +29,7 @@ from whoosh.filedb.filestore import Storage
 from whoosh.system import pack_ushort
 from whoosh.util.numlists import GrowableArray
 
+from search_index import schema
 from search_index.document import PreparedDocument
 
 #: zlib level of the stored-fields column (Whoosh's default is 3).
@@ -48,6 +49,11 @@ _LITTLE = sys.byteorder == "little"
 # widest bounds are always valid, and computing exact ones would cost a step per posting.
 _MIN_LENGTH_BYTE = 0
 _MAX_LENGTH_BYTE = 255
+#: Term maps that documents are grouped by before numbering: title, body, attachments (the
+#: copies of one text stay together, with or without their body: nearby numbers encode small).
+GROUP_FIELDS = tuple(
+    name + schema.EXACT_SUFFIX for name in (schema.TITLE, schema.TEXT, schema.ATTACHMENT)
+)
 
 
 def _new_postings() -> array:
@@ -93,6 +99,8 @@ class SegmentBuilder:
         self._postings: dict[str, defaultdict[str, array]] = {}
         self._runs: dict[str, _Run] = {}
         self._fields = {name: schema[name] for name in schema.names()}
+        # Fields whose shared term maps group documents in add_all (longest texts first).
+        self._group_fields = [n for n in GROUP_FIELDS if n in self._fields]
 
     def __len__(self) -> int:
         return self.doccount
@@ -153,8 +161,20 @@ class SegmentBuilder:
         self.doccount += 1
 
     def add_all(self, docs: Iterable[PreparedDocument]) -> None:
-        """Add several analysed documents."""
-        for doc in docs:
+        """Add several analysed documents, those sharing analysed texts next to each other.
+
+        The order of documents inside a segment means nothing to searches, so copies of one
+        text are given consecutive numbers wherever they were in the batch: each run of them
+        is inverted once.
+        """
+        first: dict[int, int] = {}  # id of a term map -> position of its first holder
+        keyed = []
+        for position, doc in enumerate(docs):
+            key = tuple(first.setdefault(id(doc.terms.get(name)), position)
+                        for name in self._group_fields)  # fmt: skip
+            keyed.append((key, position, doc))
+        keyed.sort(key=operator.itemgetter(0, 1))
+        for _, _, doc in keyed:
             self.add(doc)
 
     def finish(self, compound: bool = False) -> W3Segment:

@@ -34,7 +34,6 @@ BATCH_ROWS = 100
 BATCH_BYTES = 256 * 1024 * 1024
 # Reader statuses -> the flags StoredFile uses everywhere (storage.store_upload's vocabulary).
 FLAG_NAMES = {"damaged_pdf": "damaged", "encrypted_pdf": "encrypted"}
-TEXT_HEADER = "[Tệp đính kèm: {name}]"
 
 
 def inspect_attachment(source: ExportSource, row: AttachmentRow, mapping: Mapping,
@@ -283,9 +282,11 @@ class AttachmentPhase:
         if not pushes:
             return
         with_text = [doc_id for doc_id, items in pushes.items() if any(t for _, t in items)]
-        contents = {
-            raw["_id"]: raw.get("content") or ""
-            for raw in self.collection.find({"_id": {"$in": with_text}}, {"content": 1})
+        # The text goes to its own field, not after the body: the body stays as the legacy
+        # system had it, and copies of one body keep sharing one analysis in the index.
+        texts = {
+            raw["_id"]: raw.get("attachment_text") or ""
+            for raw in self.collection.find({"_id": {"$in": with_text}}, {"attachment_text": 1})
         } if with_text else {}  # fmt: skip
         now = utcnow()
         operations = []
@@ -294,10 +295,12 @@ class AttachmentPhase:
                 "$push": {"attachments": {"$each": [f.to_mongo().to_dict() for f, _ in items]}},
                 "$set": {"updated_at": now, "index_status": "pending"},
             }
-            blocks = [f"{TEXT_HEADER.format(name=f.filename)}\n{text}" for f, text in items if text]
+            blocks = [text for _, text in items if text]
             if blocks:
-                current = contents.get(doc_id, "")
-                update["$set"]["content"] = "\n\n".join([current, *blocks] if current else blocks)
+                current = texts.get(doc_id, "")
+                update["$set"]["attachment_text"] = "\n\n".join(
+                    [current, *blocks] if current else blocks
+                )
             keys = [f.legacy_key for f, _ in items]
             operations.append(({"_id": doc_id, "attachments.legacy_key": {"$nin": keys}}, update))
         if update_each(self.collection, operations) != len(operations):

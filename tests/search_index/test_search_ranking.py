@@ -147,3 +147,24 @@ def test_fragments_mark_every_case_and_diacritic_form_of_a_folded_word() -> None
     assert "<mark>thông</mark> tin" in marked
     assert "<mark>hoá</mark> <mark>đơn</mark>, <mark>hóa</mark> <mark>đơn</mark>" in marked
     assert highlight.fragments(text, {"hóa"}, {"hoa"}, weights={"hoa": 1.0})[0].count("<mark>") == 3
+
+
+def test_attachment_text_scores_as_the_body_would(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    """Text from attachments is its own field, found and scored like body text."""
+    from search_index import writer
+
+    writer.index_documents(
+        tmp_path,
+        [
+            record("body", "Công văn", "lịch tiếp công dân tháng 3"),
+            record("attached", "Công văn", "lịch", attachment_text="tiếp công dân tháng 3"),
+            record("other", "Thông báo", "nghỉ lễ"),
+        ],
+    )
+    result = searcher.search(tmp_path, "tiếp công dân", principals=["all"])
+    scores = {hit["id"]: hit["score"] for hit in result["hits"]}
+    assert scores.keys() == {"body", "attached"}
+    # Only the length differs by one: no pair spans the body and the attachment.
+    assert scores["body"] == pytest.approx(scores["attached"], rel=0.03)

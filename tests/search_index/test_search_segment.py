@@ -167,3 +167,22 @@ def test_bulk_posting_writer_encodes_like_whoosh_pickles(monkeypatch: pytest.Mon
     written = segment.write_pair_lists(new, lists)  # type: ignore[arg-type]
     for old_info, new_info in zip(expected, written, strict=True):
         assert _decode(new, new_info) == _decode(old, old_info)
+
+
+def test_copies_of_a_text_get_consecutive_numbers(
+    tmp_path: Path, record: Callable[..., Any]
+) -> None:
+    """Copies apart in a batch are numbered together, so each run is inverted once."""
+    shared = "Công văn gửi các đơn vị về việc triển khai chữ ký số"
+    records = [
+        record("a1", "Thông báo triển khai", shared),
+        record("b", "Quyết định phê duyệt", "đề án chuyển đổi số"),
+        record("a2", "Thông báo triển khai", shared),
+        record("a3", "Thông báo triển khai", ""),  # a copy without its body stays nearby
+    ]
+    writer.index_documents(tmp_path, records)
+    ix = FileStorage(str(tmp_path)).open_index("MAIN")
+    with ix.reader() as reader:
+        ids = reader.column_reader("doc_id")
+        assert [ids[n] for n in range(reader.doc_count_all())] == ["a1", "a2", "a3", "b"]
+    assert _postings(tmp_path)["text_x", "ký".encode()] == [(0, 1.0), (1, 1.0)]

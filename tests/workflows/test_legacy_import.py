@@ -162,8 +162,9 @@ def check_sample_documents(admin: Any, users: dict[str, Any]) -> None:
     assert attachment.sha256 == "c613428264195e4f5f050fbfb4ea015eeed7467b4fe3fb3ee419c26bf0bc6d8b"
     assert storage.read_file(attachment.file_id)[:5] == b"%PDF-"
     assert hashlib.sha256(storage.read_file(attachment.file_id)).hexdigest() == attachment.sha256
-    # The PDF's text is searchable on the document, after the body text.
-    assert "[Tệp đính kèm: Thông tư 119_2016_TT-BQP.pdf]" in doc.content
+    # The PDF's text is searchable on the document, apart from the body kept as it was.
+    assert doc.attachment_text.startswith("Thông tư 119/2016/TT-BQP\nĐiều 2. Hiệu lực")
+    assert "Thông tư 119/2016/TT-BQP" not in doc.content
     assert attachment.text_extracted
     first, second = doc.history
     assert first.legacy and first.action == "legacy" and first.label == "Tiếp nhận"
