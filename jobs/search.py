@@ -17,11 +17,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: Documents loaded from the database at a time while their records stream to the writer.
 LOAD_CHUNK = 500
-#: Fields no index record reads: not loaded (a migrated document's raw data and history can
-#: outweigh its text). tests/jobs/test_search.py checks record_for does not need them.
-NOT_INDEXED = (
-    "history", "legacy_raw", "comments", "assignments", "revisions", "attachments", "circuit",
-)  # fmt: skip
 
 
 def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
@@ -35,7 +30,7 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
     from models.case_file import CaseFile
     from search_index.writer import BATCH_SIZE
     from search_index.writer import index_documents as write
-    from workflows.search import case_file_record, index_path, records_for
+    from workflows.search import case_file_record, index_path, load_documents, records_for
 
     versions: dict[Any, int] = {}  # pk -> version of the record handed to the writer
     case_files: set[str] = set()
@@ -43,7 +38,7 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
     def records() -> Iterator[IndexRecord]:
         for start in range(0, len(ids), LOAD_CHUNK):
             chunk = ids[start : start + LOAD_CHUNK]
-            docs = list(Document.objects(pk__in=chunk).exclude(*NOT_INDEXED).order_by())
+            docs = load_documents(chunk)
             # In the caller's order (the database returns its own): callers put copies of
             # one text together so the writer analyses it once.
             position = {doc_id: n for n, doc_id in enumerate(chunk)}

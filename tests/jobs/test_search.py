@@ -7,10 +7,11 @@ import datetime as dt
 from jobs import search as search_jobs
 from models.document import Document, HistoryEntry
 from search_index.writer import check, indexed_versions
-from workflows.search import index_path, record_for
+from workflows.search import index_path, load_documents, record_for
 
 
-def test_records_need_none_of_the_fields_indexing_leaves_unloaded(make_document, users):
+def test_loaded_documents_give_the_records_of_the_model(make_document, users):
+    """Bulk indexing reads only the record's fields, raw, and builds the same record."""
     doc = make_document("incoming", "vanthu", issuer="Sở Y tế", subject="Công văn về tiêm chủng")
     doc.update(
         push__history=HistoryEntry(
@@ -20,11 +21,21 @@ def test_records_need_none_of_the_fields_indexing_leaves_unloaded(make_document,
         set__content="Nội dung chính",
         set__attachment_text="Văn bản đính kèm",
         set__visible_unit_ids=[str(users["vanthu"].unit.pk)],
+        set__issued_on=dt.date(2024, 3, 5),
+        set__signer_authority="KT.",
+        set__signer_title="PHÓ GIÁM ĐỐC",
+        set__signer_name="Lê Văn Cường",
+        set__migrated=True,
+        set__secrecy=1,
+        set__notation="12/SYT-NV",
     )
-    full = Document.objects.get(pk=doc.pk)
-    assert full.history and full.legacy_raw
-    partial = Document.objects(pk=doc.pk).exclude(*search_jobs.NOT_INDEXED).get()
-    assert record_for(partial) == record_for(full)
+    plain = make_document("outgoing", "vanthu", subject="Tờ trình")
+    full = {str(d.pk): record_for(d) for d in Document.objects}
+    loaded = load_documents([str(doc.pk), str(plain.pk), "not-an-id"])
+    assert {str(d.pk): record_for(d) for d in loaded} == full
+    assert full[str(doc.pk)]["issued_on"] == dt.date(2024, 3, 5)
+    assert "perm:archive.search" in full[str(doc.pk)]["principals"]
+    assert full[str(doc.pk)]["signer"] == "KT. PHÓ GIÁM ĐỐC - Lê Văn Cường"
 
 
 def test_index_documents_marks_every_version_and_removes_the_gone(make_document):
