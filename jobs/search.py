@@ -3,20 +3,102 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs import report_progress
 from models.audit import utcnow
 from models.document import Document
 
-if TYPE_CHECKING:
-    from search_index.document import IndexRecord
-
 log = logging.getLogger(__name__)
 BATCH = 500
 #: Documents loaded from the database at a time while their records stream to the writer.
 LOAD_CHUNK = 500
+
+
+class IndexFeed:
+    """Hand documents to the index in batches while the caller goes on with other work.
+
+    Records are read when added; a document is marked indexed once its segment is committed,
+    and only if it did not change after it was read (it then stays ``pending``). Holds the
+    index lock until ``close`` (see search_index.writer.BulkWriter).
+    """
+
+    def __init__(self, procs: int = 1, *, background: bool = False) -> None:
+        from search_index.writer import BATCH_SIZE, BulkWriter
+        from workflows.search import index_path
+
+        self.procs = max(1, procs)
+        self.read: dict[str, tuple[Any, int, Any]] = {}  # id -> (pk, version, updated_at)
+        self.found: set[str] = set()  # every document and case file read
+
+        self.writer = BulkWriter(
+            index_path(),
+            procs=self.procs,
+            batch_size=BATCH_SIZE,
+            background=background,
+            on_commit=self._mark,
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Tell whether every index process has work (adding more would wait)."""
+        return self.writer.busy
+
+    @property
+    def written(self) -> int:
+        """Records committed so far."""
+        return self.writer.written
+
+    def add(self, ids: list[str], batch_size: int | None = None) -> None:
+        """Read these documents and case files (in this order) and queue their records."""
+        from models.case_file import CaseFile
+        from workflows.search import case_file_record, load_documents, records_for
+
+        if batch_size is not None:
+            self.writer.batch_size = max(1, batch_size)
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start : start + LOAD_CHUNK]
+            docs = load_documents(chunk)
+            # In the caller's order (the database returns its own): callers put copies of
+            # one text together so the writer analyses it once.
+            position = {doc_id: n for n, doc_id in enumerate(chunk)}
+            docs.sort(key=lambda doc: position.get(str(doc.pk), 0))
+            for doc in docs:
+                self.read[str(doc.pk)] = (doc.pk, doc.version, doc.updated_at)
+            records = records_for(docs)
+            found = {str(d.pk) for d in docs}
+            for case_file in CaseFile.objects(pk__in=[i for i in chunk if i not in found]):
+                found.add(str(case_file.pk))
+                records.append(case_file_record(case_file))
+            self.found |= found
+            self.writer.add(records)
+
+    def poll(self) -> None:
+        """Commit what the index processes finished (and mark it), without waiting."""
+        self.writer.poll()
+
+    def close(self) -> int:
+        """Write everything queued and wait for it; return the records written."""
+        return self.writer.close()
+
+    def abort(self) -> None:
+        """Stop without committing what is still being built (it stays pending)."""
+        self.writer.__exit__(RuntimeError, None, None)
+
+    def _mark(self, ids: list[str]) -> None:
+        """Mark committed documents indexed at the version read, unless changed since."""
+        groups: dict[tuple[int, Any], list[Any]] = {}
+        for doc_id in ids:
+            read = self.read.pop(doc_id, None)
+            if read is not None:
+                groups.setdefault(read[1:], []).append(read[0])
+        collection = Document._get_collection()
+        for (version, updated_at), pks in groups.items():
+            for start in range(0, len(pks), LOAD_CHUNK):
+                collection.update_many(
+                    {"_id": {"$in": pks[start : start + LOAD_CHUNK]}, "updated_at": updated_at},
+                    {"$set": {"index_status": "indexed", "indexed_version": version}},
+                )
 
 
 def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
@@ -27,50 +109,22 @@ def index_documents(ids: list[str], procs: int = 1) -> dict[str, int]:
     the writer analyse batches in that many processes. Ids that are neither (deleted
     meanwhile) are removed from the index.
     """
-    from models.case_file import CaseFile
     from search_index.writer import BATCH_SIZE
-    from search_index.writer import index_documents as write
-    from workflows.search import case_file_record, index_path, load_documents, records_for
 
-    versions: dict[Any, int] = {}  # pk -> version of the record handed to the writer
-    case_files: set[str] = set()
-
-    def records() -> Iterator[IndexRecord]:
-        for start in range(0, len(ids), LOAD_CHUNK):
-            chunk = ids[start : start + LOAD_CHUNK]
-            docs = load_documents(chunk)
-            # In the caller's order (the database returns its own): callers put copies of
-            # one text together so the writer analyses it once.
-            position = {doc_id: n for n, doc_id in enumerate(chunk)}
-            docs.sort(key=lambda doc: position.get(str(doc.pk), 0))
-            for doc in docs:
-                versions[doc.pk] = doc.version
-            yield from records_for(docs)
-            found = {str(d.pk) for d in docs}
-            for case_file in CaseFile.objects(pk__in=[i for i in chunk if i not in found]):
-                case_files.add(str(case_file.pk))
-                yield case_file_record(case_file)
-
-    # Every worker gets a batch even when there are fewer ids than procs full batches.
-    batch = max(1, min(BATCH_SIZE, -(-len(ids) // max(1, procs))))
-    written = write(index_path(), records(), batch_size=batch, procs=procs) if ids else 0
-    mark_indexed(versions)
-    gone = set(ids) - {str(pk) for pk in versions} - case_files
+    if not ids:
+        return {"indexed": 0, "removed": 0}
+    feed = IndexFeed(procs)
+    try:
+        # Every worker gets a batch even when there are fewer ids than procs full batches.
+        feed.add(ids, batch_size=min(BATCH_SIZE, -(-len(ids) // feed.procs)))
+        written = feed.close()
+    except BaseException:
+        feed.abort()
+        raise
+    gone = set(ids) - feed.found
     if gone:
         remove_documents(sorted(gone))
     return {"indexed": written, "removed": len(gone)}
-
-
-def mark_indexed(versions: dict[Any, int]) -> None:
-    """Record that these documents are indexed at these versions (one update per version)."""
-    by_version: dict[int, list[Any]] = {}
-    for pk, version in versions.items():
-        by_version.setdefault(version, []).append(pk)
-    for version, pks in by_version.items():
-        for start in range(0, len(pks), LOAD_CHUNK):
-            Document.objects(pk__in=pks[start : start + LOAD_CHUNK]).update(
-                set__index_status="indexed", set__indexed_version=version
-            )
 
 
 def remove_documents(ids: list[str]) -> dict[str, int]:

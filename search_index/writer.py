@@ -13,9 +13,9 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -224,6 +224,105 @@ def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRe
         yield batch
 
 
+class BulkWriter:
+    """Write records as segments built in worker processes, while the caller goes on.
+
+    Holds the index lock from ``open`` to ``close``. ``add`` hands every full batch to the
+    workers (waiting only when ``procs`` + 1 batches are already in flight, so memory stays
+    bounded); ``poll`` commits the segments finished so far, in order, without waiting;
+    ``close`` writes what is left and waits for it. ``on_commit(ids)`` follows each commit.
+    Without a pool (``procs`` = 1 and not ``background``) batches are built in this process.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        procs: int = 1,
+        batch_size: int = BATCH_SIZE,
+        timeout: float = LOCK_TIMEOUT,
+        background: bool = False,
+        on_commit: Callable[[list[str]], object] | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.procs = max(1, procs)
+        self.batch_size = max(1, batch_size)
+        self.on_commit = on_commit
+        self.written = 0
+        self.worker_cpu = 0.0
+        self._buffer: list[IndexRecord] = []
+        self._pending: deque[tuple[str, Any]] = deque()
+        self._stack = ExitStack()
+        self.ix = open_or_create(path)
+        self._stack.enter_context(_locked(self.ix, timeout))
+        self._pool = None
+        if background or self.procs > 1:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = self._stack.enter_context(context.Pool(self.procs))
+
+    def __enter__(self) -> BulkWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._stack.close()  # the pool stops; segments not committed are cleaned later
+
+    @property
+    def busy(self) -> bool:
+        """Tell whether every worker has a batch (more would only wait)."""
+        return len(self._pending) >= self.procs
+
+    def add(self, records: Iterable[IndexRecord]) -> None:
+        """Queue records; every full batch goes to a worker."""
+        self._buffer.extend(records)
+        while len(self._buffer) >= self.batch_size:
+            batch = self._buffer[: self.batch_size]
+            del self._buffer[: self.batch_size]
+            self._submit(batch)
+
+    def poll(self) -> None:
+        """Commit the segments finished so far, in order, without waiting."""
+        while self._pending and self._pending[0][1].ready():
+            self._commit_next()
+
+    def close(self) -> int:
+        """Write the queued records, wait for every segment, release the lock; return count."""
+        try:
+            if self._buffer:
+                batch, self._buffer = self._buffer, []
+                self._submit(batch)
+            while self._pending:
+                self._commit_next()
+        finally:
+            self._stack.close()
+        return self.written
+
+    def _submit(self, batch: list[IndexRecord]) -> None:
+        if self._pool is None:
+            segment, ids = _build_segment(self.ix.storage, batch, compound=len(batch) < 100)
+            self._committed(segment, ids, ())
+            return
+        while len(self._pending) > self.procs:
+            self._commit_next()
+        segid = W3Segment._random_id()
+        job = self._pool.apply_async(_build_in_worker, (self.path, batch, segid))
+        self._pending.append((segid, job))
+
+    def _commit_next(self) -> None:
+        _, job = self._pending.popleft()
+        segment, ids, cpu = job.get()
+        self.worker_cpu += cpu
+        self._committed(segment, ids, [segid for segid, _ in self._pending])
+
+    def _committed(self, segment: W3Segment, ids: list[str], building: Iterable[str]) -> None:
+        _commit(self.ix, segment, ids, building=building)
+        self.written += len(ids)
+        if self.on_commit is not None:
+            self.on_commit(ids)
+
+
 def index_documents(
     path: str | Path,
     records: Iterable[IndexRecord],
@@ -238,44 +337,28 @@ def index_documents(
     With ``procs`` > 1, batches are analysed and written by that many worker processes while
     this process holds the lock and commits each finished segment.
     """
-    ix = open_or_create(path)
-    storage = ix.storage
-    written = 0
     STATS["worker_cpu_s"] = 0.0
-    with _locked(ix, timeout):
-        batches = _batches(records, batch_size)
-        if procs > 1:
-            ctx = multiprocessing.get_context("forkserver")
-            with ctx.Pool(procs) as pool:
-                # At most procs + 1 batches in flight, so memory stays bounded.
-                pending: deque[tuple[str, Any]] = deque()
-                for batch in chain(batches, [None]):
-                    if batch is not None:
-                        segid = W3Segment._random_id()
-                        job = pool.apply_async(_build_in_worker, (str(path), batch, segid))
-                        pending.append((segid, job))
-                    while pending and (batch is None or len(pending) > procs):
-                        segid, job = pending.popleft()
-                        segment, ids, cpu = job.get()
-                        STATS["worker_cpu_s"] += cpu
-                        _commit(ix, segment, ids, building=[s for s, _ in pending])
-                        written += len(ids)
-                        if progress:
-                            progress(written)
-        else:
-            for batch in batches:
-                segment, ids = _build_segment(storage, batch, compound=len(batch) < 100)
-                _commit(ix, segment, ids)
-                written += len(ids)
-                if progress:
-                    progress(written)
+    done = 0
+
+    def on_commit(ids: list[str]) -> None:
+        nonlocal done
+        done += len(ids)
+        if progress is not None:
+            progress(done)
+
+    with BulkWriter(
+        path, procs=procs, batch_size=batch_size, timeout=timeout, on_commit=on_commit
+    ) as writer:
+        for batch in _batches(records, batch_size):
+            writer.add(batch)
+    STATS["worker_cpu_s"] = writer.worker_cpu
     log.info(
         "search index: wrote %d records to %s (worker cpu %.1f s)",
-        written,
+        writer.written,
         path,
-        STATS["worker_cpu_s"],
+        writer.worker_cpu,
     )
-    return written
+    return writer.written
 
 
 def delete_documents(path: str | Path, ids: Iterable[str], *, timeout: float = LOCK_TIMEOUT) -> int:

@@ -124,6 +124,14 @@ def _index_batch(doc_ids: list[str], procs: int = 1) -> None:
         hook(doc_ids, procs=procs)
 
 
+def _index_step(run: ImportRun) -> IndexStep | None:
+    """Return the run's search indexing step; None without a search index."""
+    if _search_function("index_documents") is None:
+        return None
+    procs = int(current_app.config.get("SEARCH_INDEX_PROCS", 1))
+    return IndexStep(run, _index_batch, procs, feed=_search_function("IndexFeed"))
+
+
 def _unindex_batch(doc_ids: list[str]) -> None:
     """Remove purged documents from the search index; no-op without one."""
     hook = _search_function("remove_documents")
@@ -258,13 +266,20 @@ def run_batch(
             )
             if run.phase == "documents":
                 DocumentPhase(run, source, mapping, ctx).run_phase()
-            if run.phase == "attachments":
-                AttachmentPhase(run, source, mapping).run_phase()
-            if run.phase == "history":
-                HistoryPhase(run, source, mapping, fallback).run_phase()
-        if _search_function("index_documents") is not None:
-            procs = int(current_app.config.get("SEARCH_INDEX_PROCS", 1))
-            IndexStep(run, _index_batch, procs).run_step()
+            index = _index_step(run)
+            try:
+                if index is not None and run.phase in ("attachments", "history"):
+                    index.start()  # the documents are in: index them while files load
+                if run.phase == "attachments":
+                    AttachmentPhase(run, source, mapping).run_phase()
+                if run.phase == "history":
+                    HistoryPhase(run, source, mapping, fallback).run_phase()
+            except BaseException:
+                if index is not None:
+                    index.abort()
+                raise
+        if index is not None:
+            index.run_step()
         _check_manifest_counts(run, batch)
         run.totals = {p: run.checkpoints[p] for p in PHASES}  # estimates become the counts
         run.phase = "done"

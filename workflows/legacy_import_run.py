@@ -111,6 +111,8 @@ class ImportRun:
         self.files_bytes = batch.files_bytes or 0
         self.phase = batch.phase or PHASES[0]
         self.indexing = {"done": 0, "total": 0}  # documents handed to the search index
+        #: Work done between batches, after each commit (the background search index feed).
+        self.idle_tasks: list[Callable[[], None]] = []
         self.pending: list[dict[str, Any]] = []
         self.problem_count = 0
         self._clock = time.monotonic()
@@ -194,6 +196,8 @@ class ImportRun:
         if not updated:
             raise LeaseLost()
         self._last_beat = time.monotonic()
+        for task in list(self.idle_tasks):
+            task()
         self.report_progress()
 
     def save_progress(self) -> None:

@@ -51,3 +51,24 @@ def test_index_documents_marks_every_version_and_removes_the_gone(make_document)
     }
     assert gone not in indexed_versions(index_path())
     assert check(index_path(), search_jobs.current_versions()).clean
+
+
+def test_feed_leaves_documents_changed_after_reading_pending(make_document):
+    """A document saved while its segment is built is not marked indexed at the new version."""
+    docs = [make_document("incoming", "vanthu", subject=f"Báo cáo quý {i}") for i in range(3)]
+    Document.objects(pk__in=[d.pk for d in docs]).update(set__index_status="pending")
+    feed = search_jobs.IndexFeed(1, background=True)  # one worker process builds the segment
+    feed.add([str(d.pk) for d in docs])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    Document.objects(pk=docs[0].pk).update_one(
+        set__attachment_text="Phụ lục mới", set__updated_at=later
+    )
+    assert feed.close() == 3
+    statuses = {str(d.pk): d.index_status for d in Document.objects}
+    assert statuses == {
+        str(docs[0].pk): "pending",
+        str(docs[1].pk): "indexed",
+        str(docs[2].pk): "indexed",
+    }
+    drift = check(index_path(), search_jobs.current_versions())
+    assert drift.stale == [str(docs[0].pk)] and not drift.missing

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from mongoengine.connection import get_db
 
+from jobs import search as search_jobs
 from models.audit import AuditEntry
 from models.document import Document
 from models.legacy_import import ImportBatch, ImportProblem, legacy_object_id
@@ -505,6 +506,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(files_phase, "BATCH_ROWS", 7)
     monkeypatch.setattr(history_phase, "BATCH_ROWS", 90)
     monkeypatch.setattr(index_step, "INDEX_CHUNK", 30)
+    monkeypatch.setattr(index_step, "FEED_BATCH", 20)
 
 
 def crash_on_call(monkeypatch, target: Any, name: str, call: int, after: bool = False) -> None:
@@ -573,7 +575,13 @@ CRASHES = {
     "history-last-checkpoint": lambda mp: mp.setattr(
         ImportRun, "commit", commit_of("history", 7, after=True)
     ),
-    "indexing-midway": lambda mp: crash_on_call(mp, importer, "_index_batch", 2),
+    # The background feed: a segment committed but its documents not yet marked indexed.
+    "index-feed-committed": lambda mp: crash_on_call(mp, search_jobs.IndexFeed, "_mark", 2),
+    "index-feed-marked": lambda mp: crash_on_call(
+        mp, search_jobs.IndexFeed, "_mark", 1, after=True
+    ),
+    # The last step: documents that changed after the feed read them (their files came).
+    "indexing-midway": lambda mp: crash_on_call(mp, importer, "_index_batch", 1),
     "indexing-chunk-done": lambda mp: crash_on_call(mp, importer, "_index_batch", 1, after=True),
     "before-finish": lambda mp: crash_on_call(mp, ImportRun, "finish", 1),
 }
@@ -606,6 +614,7 @@ def reference_state(app, crash_export) -> dict[str, Any]:
         mp.setattr(files_phase, "BATCH_ROWS", 7)
         mp.setattr(history_phase, "BATCH_ROWS", 90)
         mp.setattr(index_step, "INDEX_CHUNK", 30)
+        mp.setattr(index_step, "FEED_BATCH", 20)
         from workflows.seed import seed_demo
 
         clear_imports()
