@@ -24,9 +24,11 @@ from whoosh.util.numeric import byte_to_length
 from search_index.postings import SegmentView, members
 from search_index.segment import BufferedOut, TermsWriter, per_document_writer, term_info
 
-#: Size tiers (live documents): a tier holding MERGE_FACTOR segments is merged into one.
-#: Segments of 5,000 documents or more (bulk batches, earlier merges) are left alone; call
-#: writer.optimize() to merge everything (e.g. after a rebuild, or nightly).
+#: Size tiers (documents written, deleted ones included): a tier holding MERGE_FACTOR
+#: segments is merged into one. Segments of 5,000 documents or more (bulk batches, earlier
+#: merges) are left alone, even once some of their documents are replaced: re-indexing a
+#: fifth of a bulk import must not merge all of it again. Call writer.optimize() to merge
+#: everything (e.g. after a rebuild, or nightly).
 TIERS = (200, 2_000, 5_000)
 MERGE_FACTOR = 8
 
@@ -36,7 +38,7 @@ def plan(segments: Sequence[Any]) -> list[list[Any]]:
     groups = []
     lower = 0
     for upper in TIERS:
-        tier = [s for s in segments if lower <= s.doc_count() < upper]
+        tier = [s for s in segments if lower <= s.doc_count_all() < upper]
         if len(tier) >= MERGE_FACTOR:
             groups.append(tier)
         lower = upper

@@ -114,10 +114,10 @@ DEFAULT_SYSTEM = "hệ thống cũ"
 def _index_batch(doc_ids: list[str], procs: int = 1) -> None:
     """Hand imported documents to the search index; no-op without one.
 
-    The single place the search layer plugs in: the last step of a run calls it with chunks
-    of thousands of documents once their attachments' text is in, and it must mark them
-    ``index_status="indexed"``. Indexing must be idempotent (a resumed run hands some
-    documents over twice). ``procs`` index processes analyse the documents.
+    The last step of a run calls it with chunks of thousands of documents still pending
+    after the background feed (jobs.search.IndexFeed, see legacy_import_index), and it must
+    mark them ``index_status="indexed"``. Indexing must be idempotent (a resumed run hands
+    some documents over twice). ``procs`` index processes analyse the documents.
     """
     hook = _search_function("index_documents")
     if hook is not None:

@@ -186,3 +186,23 @@ def test_copies_of_a_text_get_consecutive_numbers(
         ids = reader.column_reader("doc_id")
         assert [ids[n] for n in range(reader.doc_count_all())] == ["a1", "a2", "a3", "b"]
     assert _postings(tmp_path)["text_x", "ký".encode()] == [(0, 1.0), (1, 1.0)]
+
+
+def test_replacing_documents_of_bulk_segments_merges_nothing() -> None:
+    """Segments keep their size tier when some of their documents are replaced."""
+    from search_index import merge
+
+    class Segment:
+        def __init__(self, written: int, live: int) -> None:
+            self.written, self.live = written, live
+
+        def doc_count_all(self) -> int:
+            return self.written
+
+        def doc_count(self) -> int:
+            return self.live
+
+    bulk = [Segment(5000, 3900) for _ in range(merge.MERGE_FACTOR + 2)]
+    assert merge.plan(bulk) == []
+    small = [Segment(150, 150) for _ in range(merge.MERGE_FACTOR)]
+    assert merge.plan([*bulk, *small]) == [small]
