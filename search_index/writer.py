@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -224,6 +225,17 @@ def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRe
         yield batch
 
 
+#: Niceness of background index workers (os.nice increment).
+BACKGROUND_NICE = 10
+
+
+def _lower_priority(increment: int) -> None:
+    """Run this worker process at a lower CPU priority (where the system allows it)."""
+    if increment:
+        with suppress(OSError):
+            os.nice(increment)
+
+
 class BulkWriter:
     """Write records as segments built in worker processes, while the caller goes on.
 
@@ -258,7 +270,11 @@ class BulkWriter:
         self._pool = None
         if background or self.procs > 1:
             context = multiprocessing.get_context("forkserver")
-            self._pool = self._stack.enter_context(context.Pool(self.procs))
+            # In the background the caller's own work comes first: the workers take the CPU
+            # it leaves (on 2 cores, 3 busy processes would slow the caller by a third).
+            nice = (BACKGROUND_NICE,) if background else (0,)
+            pool = context.Pool(self.procs, initializer=_lower_priority, initargs=nice)
+            self._pool = self._stack.enter_context(pool)
 
     def __enter__(self) -> BulkWriter:
         return self

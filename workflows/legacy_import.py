@@ -27,7 +27,14 @@ from mongoengine.connection import get_db
 from models import audit
 from models.audit import utcnow
 from models.document import Document
-from models.legacy_import import PHASES, ImportBatch, ImportProblem, empty_counts, file_id_range
+from models.legacy_import import (
+    PHASES,
+    ImportBatch,
+    ImportProblem,
+    empty_counts,
+    file_id_range,
+    legacy_object_id,
+)
 from models.user import User
 from workflows.errors import Conflict, NotFound, ValidationFailed
 from workflows.legacy import (
@@ -130,6 +137,14 @@ def _index_step(run: ImportRun) -> IndexStep | None:
         return None
     procs = int(current_app.config.get("SEARCH_INDEX_PROCS", 1))
     return IndexStep(run, _index_batch, procs, feed=_search_function("IndexFeed"))
+
+
+def _awaiting_files(run: ImportRun, source: ExportSource, mapping: Mapping) -> set[Any]:
+    """Return the ids of documents that attachment rows still to be read refer to."""
+    if run.phase != "attachments":
+        return set()
+    rows = read_attachments(source, mapping, start_after=run.checkpoints["attachments"])
+    return {legacy_object_id(row.legacy_id) for row in rows if row.legacy_id}
 
 
 def _unindex_batch(doc_ids: list[str]) -> None:
@@ -269,7 +284,8 @@ def run_batch(
             index = _index_step(run)
             try:
                 if index is not None and run.phase in ("attachments", "history"):
-                    index.start()  # the documents are in: index them while files load
+                    # The documents are in: index them while files and history load.
+                    index.start(later=_awaiting_files(run, source, mapping))
                 if run.phase == "attachments":
                     AttachmentPhase(run, source, mapping).run_phase()
                 if run.phase == "history":

@@ -11,7 +11,7 @@ still pending, in chunks. Killed midway, the next run indexes what is still pend
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from models.document import Document
@@ -63,11 +63,15 @@ class IndexStep:
         rows = self.collection.find(pending, {"_id": 1, "subject": 1})
         return [r["_id"] for r in sorted(rows, key=lambda r: (r.get("subject") or "", r["_id"]))]
 
-    def start(self) -> None:
-        """Start indexing the documents stored so far, a batch whenever a process is free."""
+    def start(self, later: Collection[Any] = ()) -> None:
+        """Start indexing the documents stored so far, a batch whenever a process is free.
+
+        ``later``: ids of documents that files still to come will change; they wait for
+        the last step (read now, they would be indexed twice).
+        """
         if self.feed_factory is None or self.feed is not None:
             return
-        self.queue = deque(str(i) for i in self._pending_ids())
+        self.queue = deque(str(i) for i in self._pending_ids() if i not in later)
         if not self.queue:
             return
         self.feed = self.feed_factory(self.procs, background=True)

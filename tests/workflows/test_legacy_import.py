@@ -778,3 +778,23 @@ def test_kill_9_of_the_cli_then_resume(app, crash_export):
     subprocess.run(resume, cwd=root, env=env, capture_output=True, check=True)
     assert snapshot() == reference
     assert_no_orphans()
+
+
+def test_background_feed_leaves_documents_awaiting_files_to_the_last_step(
+    admin, crash_export, small_batches, monkeypatch
+):
+    """Documents read before their files came would be indexed twice: they wait instead."""
+    queued: set[str] = set()
+    original = index_step.IndexStep.pump
+
+    def pump(self: index_step.IndexStep) -> None:
+        queued.update(self.queue)  # what the feed is about to read, before each pump
+        original(self)
+
+    monkeypatch.setattr(index_step.IndexStep, "pump", pump)
+    report = importer.run_batch(str(new_batch(crash_export, admin).pk))
+    assert report["status"] == "done"
+    with_files = {str(d.pk) for d in Document.objects(attachments__0__exists=True)}
+    assert len(with_files) == 24 and len(queued) == 80 - 24
+    assert not queued & with_files
+    assert_indexed()
