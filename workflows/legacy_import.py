@@ -288,6 +288,8 @@ def run_batch(
                     index.start(later=_awaiting_files(run, source, mapping))
                 if run.phase == "attachments":
                     AttachmentPhase(run, source, mapping).run_phase()
+                if index is not None:
+                    index.more()  # the documents that got files, while the history loads
                 if run.phase == "history":
                     HistoryPhase(run, source, mapping, fallback).run_phase()
             except BaseException:

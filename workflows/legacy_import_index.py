@@ -54,6 +54,7 @@ class IndexStep:
         self.feed_factory = feed
         self.feed: Feed | None = None
         self.queue: deque[str] = deque()
+        self.queued: set[str] = set()  # every id the feed was given (or will be)
         self.collection = Document._get_collection()
 
     def _pending_ids(self) -> list[Any]:
@@ -67,17 +68,27 @@ class IndexStep:
         """Start indexing the documents stored so far, a batch whenever a process is free.
 
         ``later``: ids of documents that files still to come will change; they wait for
-        the last step (read now, they would be indexed twice).
+        ``more`` (read now, they would be indexed twice).
         """
         if self.feed_factory is None or self.feed is not None:
             return
         self.queue = deque(str(i) for i in self._pending_ids() if i not in later)
+        self.queued.update(self.queue)
         if not self.queue:
             return
         self.feed = self.feed_factory(self.procs, background=True)
         self.run.indexing = {"done": 0, "total": len(self.queue)}
         self.run.idle_tasks.append(self.pump)
         self.pump()
+
+    def more(self) -> None:
+        """Queue the pending documents not queued yet (those whose files are now in)."""
+        if self.feed is None:
+            return
+        fresh = [str(i) for i in self._pending_ids() if str(i) not in self.queued]
+        self.queue.extend(fresh)
+        self.queued.update(fresh)
+        self.run.indexing["total"] += len(fresh)
 
     def pump(self) -> None:
         """Commit finished segments and keep every index process busy (never waits)."""

@@ -580,9 +580,12 @@ CRASHES = {
     "index-feed-marked": lambda mp: crash_on_call(
         mp, search_jobs.IndexFeed, "_mark", 1, after=True
     ),
-    # The last step: documents that changed after the feed read them (their files came).
-    "indexing-midway": lambda mp: crash_on_call(mp, importer, "_index_batch", 1),
-    "indexing-chunk-done": lambda mp: crash_on_call(mp, importer, "_index_batch", 1, after=True),
+    # Killed while the last segments are built: the resumed run indexes what is pending in
+    # its last step (there is no background feed past the history phase).
+    "index-feed-closing": lambda mp: crash_on_call(mp, search_jobs.IndexFeed, "close", 1),
+    "index-feed-closed": lambda mp: crash_on_call(
+        mp, search_jobs.IndexFeed, "close", 1, after=True
+    ),
     "before-finish": lambda mp: crash_on_call(mp, ImportRun, "finish", 1),
 }
 
@@ -780,21 +783,22 @@ def test_kill_9_of_the_cli_then_resume(app, crash_export):
     assert_no_orphans()
 
 
-def test_background_feed_leaves_documents_awaiting_files_to_the_last_step(
+def test_background_feed_reads_documents_once_their_files_are_in(
     admin, crash_export, small_batches, monkeypatch
 ):
     """Documents read before their files came would be indexed twice: they wait instead."""
-    queued: set[str] = set()
-    original = index_step.IndexStep.pump
+    files_when_read: dict[str, list[int]] = {}
+    original = search_jobs.IndexFeed.add
 
-    def pump(self: index_step.IndexStep) -> None:
-        queued.update(self.queue)  # what the feed is about to read, before each pump
-        original(self)
+    def add(self: search_jobs.IndexFeed, ids: list[str], *args: Any, **kwargs: Any) -> None:
+        for doc in Document.objects(pk__in=ids).only("attachments"):
+            files_when_read.setdefault(str(doc.pk), []).append(len(doc.attachments))
+        original(self, ids, *args, **kwargs)
 
-    monkeypatch.setattr(index_step.IndexStep, "pump", pump)
+    monkeypatch.setattr(search_jobs.IndexFeed, "add", add)
     report = importer.run_batch(str(new_batch(crash_export, admin).pk))
     assert report["status"] == "done"
-    with_files = {str(d.pk) for d in Document.objects(attachments__0__exists=True)}
-    assert len(with_files) == 24 and len(queued) == 80 - 24
-    assert not queued & with_files
+    final = {str(d.pk): len(d.attachments) for d in Document.objects(migrated=True)}
+    assert files_when_read == {doc_id: [count] for doc_id, count in final.items()}
+    assert sum(1 for count in final.values() if count) == 24
     assert_indexed()
