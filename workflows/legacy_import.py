@@ -141,7 +141,7 @@ def _index_step(run: ImportRun) -> IndexStep | None:
 
 def _awaiting_files(run: ImportRun, source: ExportSource, mapping: Mapping) -> set[Any]:
     """Return the ids of documents that attachment rows still to be read refer to."""
-    if run.phase != "attachments":
+    if run.phase not in ("documents", "attachments"):
         return set()
     rows = read_attachments(source, mapping, start_after=run.checkpoints["attachments"])
     return {legacy_object_id(row.legacy_id) for row in rows if row.legacy_id}
@@ -279,13 +279,13 @@ def run_batch(
                 fallback,
                 mapping,
             )
-            if run.phase == "documents":
-                DocumentPhase(run, source, mapping, ctx).run_phase()
             index = _index_step(run)
             try:
-                if index is not None and run.phase in ("attachments", "history"):
-                    # The documents are in: index them while files and history load.
+                if index is not None and run.phase in PHASES:
+                    # Index the documents stored while the rest of the tables load.
                     index.start(later=_awaiting_files(run, source, mapping))
+                if run.phase == "documents":
+                    DocumentPhase(run, source, mapping, ctx).run_phase()
                 if run.phase == "attachments":
                     AttachmentPhase(run, source, mapping).run_phase()
                 if index is not None:

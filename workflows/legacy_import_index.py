@@ -1,11 +1,12 @@
-"""Indexing step: the batch's documents go to the search index while files and history load.
+"""Indexing step: the batch's documents go to the search index while the tables load.
 
-The phases leave what they write ``index_status="pending"``. Once the documents phase is
-done, a background feed hands the pending documents to the index processes in subject order
-(copies of one text together, analysed and inverted once), a batch whenever a process is
-free, between the attachment and history batches. A document given an attachment's text
-after it was read changes, so the index leaves it pending; the last step indexes what is
-still pending, in chunks. Killed midway, the next run indexes what is still pending.
+The phases leave what they write ``index_status="pending"``. A background feed hands the
+pending documents to the index processes, a batch whenever a process is free, between the
+phases' batches: during the documents phase a batch of the rows stored so far, afterwards
+all of them in subject order (copies of one text together, analysed and inverted once).
+Documents that attachment rows still to be read refer to wait for their files. A document
+changed after it was read stays pending; the last step indexes what is still pending, in
+chunks. Killed midway, the next run indexes what is still pending.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class IndexStep:
         self.feed: Feed | None = None
         self.queue: deque[str] = deque()
         self.queued: set[str] = set()  # every id the feed was given (or will be)
+        self.later: set[str] = set()  # ids waiting for their files
+        self._refill_at = 0  # documents phase: rows stored before the next pending query
         self.collection = Document._get_collection()
 
     def _pending_ids(self) -> list[Any]:
@@ -65,30 +68,37 @@ class IndexStep:
         return [r["_id"] for r in sorted(rows, key=lambda r: (r.get("subject") or "", r["_id"]))]
 
     def start(self, later: Collection[Any] = ()) -> None:
-        """Start indexing the documents stored so far, a batch whenever a process is free.
+        """Start the background feed: stored documents go to the index as processes free up.
 
         ``later``: ids of documents that files still to come will change; they wait for
         ``more`` (read now, they would be indexed twice).
         """
         if self.feed_factory is None or self.feed is not None:
             return
-        self.queue = deque(str(i) for i in self._pending_ids() if i not in later)
-        self.queued.update(self.queue)
-        if not self.queue:
-            return
+        self.later = {str(i) for i in later}
         self.feed = self.feed_factory(self.procs, background=True)
-        self.run.indexing = {"done": 0, "total": len(self.queue)}
         self.run.idle_tasks.append(self.pump)
         self.pump()
 
     def more(self) -> None:
-        """Queue the pending documents not queued yet (those whose files are now in)."""
-        if self.feed is None:
+        """The files are in: the documents that waited for them may be read now."""
+        self.later.clear()
+        self.pump()
+
+    def _refill(self) -> None:
+        """Queue the pending documents not queued yet, in subject order."""
+        run = self.run
+        rows = run.checkpoints["documents"]
+        if run.phase == "documents" and rows < self._refill_at:
+            return  # rows still come: wait for another full batch of them
+        fresh = [str(i) for i in self._pending_ids()]
+        fresh = [i for i in fresh if i not in self.queued and i not in self.later]
+        if run.phase == "documents" and len(fresh) < FEED_BATCH:
+            self._refill_at = rows + FEED_BATCH - len(fresh)
             return
-        fresh = [str(i) for i in self._pending_ids() if str(i) not in self.queued]
         self.queue.extend(fresh)
         self.queued.update(fresh)
-        self.run.indexing["total"] += len(fresh)
+        run.indexing["total"] = len(self.queued)
 
     def pump(self) -> None:
         """Commit finished segments and keep every index process busy (never waits)."""
@@ -96,6 +106,8 @@ class IndexStep:
         if feed is None:
             return
         feed.poll()
+        if not self.queue and not feed.busy:
+            self._refill()
         while self.queue and not feed.busy:
             batch = [self.queue.popleft() for _ in range(min(FEED_BATCH, len(self.queue)))]
             feed.add(batch, batch_size=FEED_BATCH)
@@ -117,6 +129,8 @@ class IndexStep:
             if self.pump in run.idle_tasks:
                 run.idle_tasks.remove(self.pump)
             try:
+                self.later.clear()
+                self._refill()
                 if self.queue:
                     self.feed.add(list(self.queue), batch_size=FEED_BATCH)
                     self.queue.clear()
