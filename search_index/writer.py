@@ -273,8 +273,11 @@ class BulkWriter:
             # In the background the caller's own work comes first: the workers take the CPU
             # it leaves (on 2 cores, 3 busy processes would slow the caller by a third).
             nice = (BACKGROUND_NICE,) if background else (0,)
-            pool = context.Pool(self.procs, initializer=_lower_priority, initargs=nice)
-            self._pool = self._stack.enter_context(pool)
+            self._pool = context.Pool(self.procs, initializer=_lower_priority, initargs=nice)
+            # Closed, never terminated: terminating while a batch is being sent to a worker
+            # can hang forever (CPython's pool); an aborted write waits for its batches.
+            self._stack.callback(self._pool.join)
+            self._stack.callback(self._pool.close)
 
     def __enter__(self) -> BulkWriter:
         return self
@@ -283,7 +286,7 @@ class BulkWriter:
         if kind is None:
             self.close()
         else:
-            self._stack.close()  # the pool stops; segments not committed are cleaned later
+            self._stack.close()  # segments built but not committed are cleaned up later
 
     @property
     def busy(self) -> bool:
