@@ -24,6 +24,10 @@ from workflows.legacy_import_run import ImportRun
 INDEX_CHUNK = 10_000
 #: Documents a background batch holds (one segment each).
 FEED_BATCH = 5_000
+#: While rows still come, the feed waits for this many new documents: in subject order the
+#: copies of a text among them come together (the same circular received by several units
+#: comes in at about the same time), so each batch inverts each text once for several copies.
+FEED_WINDOW = 4 * FEED_BATCH
 
 IndexHook = Callable[[list[str], int], object]
 
@@ -90,11 +94,11 @@ class IndexStep:
         run = self.run
         rows = run.checkpoints["documents"]
         if run.phase == "documents" and rows < self._refill_at:
-            return  # rows still come: wait for another full batch of them
+            return  # rows still come: wait for a window of them
         fresh = [str(i) for i in self._pending_ids()]
         fresh = [i for i in fresh if i not in self.queued and i not in self.later]
-        if run.phase == "documents" and len(fresh) < FEED_BATCH:
-            self._refill_at = rows + FEED_BATCH - len(fresh)
+        if run.phase == "documents" and len(fresh) < FEED_WINDOW:
+            self._refill_at = rows + FEED_WINDOW - len(fresh)
             return
         self.queue.extend(fresh)
         self.queued.update(fresh)

@@ -507,6 +507,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(history_phase, "BATCH_ROWS", 90)
     monkeypatch.setattr(index_step, "INDEX_CHUNK", 30)
     monkeypatch.setattr(index_step, "FEED_BATCH", 20)
+    monkeypatch.setattr(index_step, "FEED_WINDOW", 20)
 
 
 def crash_on_call(monkeypatch, target: Any, name: str, call: int, after: bool = False) -> None:
@@ -618,6 +619,7 @@ def reference_state(app, crash_export) -> dict[str, Any]:
         mp.setattr(history_phase, "BATCH_ROWS", 90)
         mp.setattr(index_step, "INDEX_CHUNK", 30)
         mp.setattr(index_step, "FEED_BATCH", 20)
+        mp.setattr(index_step, "FEED_WINDOW", 20)
         from workflows.seed import seed_demo
 
         clear_imports()
