@@ -30,7 +30,6 @@ class IndexFeed:
         self.procs = max(1, procs)
         self.read: dict[str, tuple[Any, int, Any]] = {}  # id -> (pk, version, updated_at)
         self.found: set[str] = set()  # every document and case file read
-
         self.writer = BulkWriter(
             index_path(),
             procs=self.procs,
@@ -83,7 +82,7 @@ class IndexFeed:
 
     def abort(self) -> None:
         """Stop without committing what is still being built (it stays pending)."""
-        self.writer.__exit__(RuntimeError, None, None)
+        self.writer.abort()
 
     def _mark(self, ids: list[str]) -> None:
         """Mark committed documents indexed at the version read, unless changed since."""

@@ -286,7 +286,11 @@ class BulkWriter:
         if kind is None:
             self.close()
         else:
-            self._stack.close()  # segments built but not committed are cleaned up later
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop without committing; segments built meanwhile are cleaned up by a later commit."""
+        self._stack.close()
 
     @property
     def busy(self) -> bool:

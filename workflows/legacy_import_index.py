@@ -136,7 +136,9 @@ class IndexStep:
                 self.later.clear()
                 self._refill()
                 if self.queue:
-                    self.feed.add(list(self.queue), batch_size=FEED_BATCH)
+                    # The last batches split evenly: no process finishes long before another.
+                    size = min(FEED_BATCH, -(-len(self.queue) // self.procs))
+                    self.feed.add(list(self.queue), batch_size=size)
                     self.queue.clear()
                 done = self.feed.close()
             except BaseException:
