@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from legacy_import_speed import accelerate_mongomock  # noqa: E402
 from search_corpus import load_documents, load_queries  # noqa: E402
 from search_relevance import TARGETS, evaluate  # noqa: E402
 
@@ -73,7 +72,6 @@ def main() -> None:
 
     docs = load_documents(args.docs or None)
     legacy_to_corpus = write_export(docs, work / "export")
-    accelerate_mongomock()
     from app import TestingConfig, create_app
 
     config = {k: getattr(TestingConfig, k) for k in dir(TestingConfig) if k.isupper()}
