@@ -99,7 +99,7 @@ class SegmentBuilder:
         self._postings: dict[str, defaultdict[str, array]] = {}
         self._runs: dict[str, _Run] = {}
         self._fields = {name: schema[name] for name in schema.names()}
-        # Fields whose shared term maps group documents in add_all (longest texts first).
+        # Fields whose shared term maps group documents in add_all (see GROUP_FIELDS).
         self._group_fields = [n for n in GROUP_FIELDS if n in self._fields]
 
     def __len__(self) -> int:

@@ -86,12 +86,7 @@ class LoadedDocument(SimpleNamespace):
 _SIGNER_LINE = vars(Document)["display_signer"].fget
 
 
-def _defaults() -> dict[str, Any]:
-    fields = Document._fields
-    return {name: fields[name].default for name in RECORD_FIELDS}
-
-
-_FIELD_DEFAULTS = _defaults()
+_FIELD_DEFAULTS = {name: Document._fields[name].default for name in RECORD_FIELDS}
 
 
 def load_documents(ids: Iterable[Any]) -> list[LoadedDocument]:
