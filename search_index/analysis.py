@@ -1,16 +1,15 @@
 """Vietnamese text analysis: NFC, lowercase, syllable tokens, folded forms, syllable pairs.
 
 Everything here works on whole strings with C-level string operations (``str.translate``,
-``re.findall``, ``collections.Counter``) so one document is analysed in a single pass; the
-bulk indexer relies on this for speed. The Whoosh analyzers at the bottom wrap the same
-functions so that Whoosh's own code paths (standard writer, highlighting) agree with it.
+``re.findall``); queries and highlighting use it directly, and ``search_index.terms`` counts
+the same terms of documents as arrays of ids for the bulk indexer. The Whoosh analyzers at
+the bottom wrap the same functions so that Whoosh's own code paths agree with it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -19,8 +18,8 @@ from whoosh.analysis import Analyzer, Token
 #: Joins the two syllables of a pair term; never produced by the tokenizer itself.
 PAIR_JOINER = "_"
 
-# A syllable/word token: letters and digits, no underscore (it joins pairs).
-_TOKEN_RE = re.compile(r"[^\W_]+")
+#: A syllable/word token: letters and digits, no underscore (it joins pairs).
+TOKEN_RE = re.compile(r"[^\W_]+")
 
 # Tone mark placement differs between the "old" (hóa, thủy) and "new" (hoá, thuỷ) styles, and
 # both occur in the same documents. Canonical form here: the mark on the second vowel.
@@ -81,7 +80,7 @@ def has_marks(token: str) -> bool:
 
 def tokenize(text: str) -> list[str]:
     """Split text into normalized syllable tokens (no stop words, no minimum length)."""
-    return _TOKEN_RE.findall(normalize(text))
+    return TOKEN_RE.findall(normalize(text))
 
 
 class _Memo(dict[str, str]):
@@ -98,11 +97,11 @@ class _Memo(dict[str, str]):
         return value
 
 
-def _canonical_tone(token: str) -> str:
+def canonical_tone(token: str) -> str:
+    """Return a normalized token with its tone mark placed canonically."""
     return _TONE_RE.sub(lambda m: _TONE_MOVES[m.group()], token)
 
 
-_TONE_MEMO = _Memo(_canonical_tone)
 _FOLD_MEMO = _Memo(fold)
 
 
@@ -119,21 +118,6 @@ def pairs(tokens: list[str]) -> list[str]:
 def is_pair(term: str) -> bool:
     """Tell whether an index term is a syllable pair."""
     return PAIR_JOINER in term
-
-
-def term_counts(tokens: list[str]) -> Counter[str]:
-    """Count unigram and pair terms of a token list (one field's postings)."""
-    counts = Counter(tokens)
-    counts.update(map(PAIR_JOINER.join, pairwise(tokens)))
-    return counts
-
-
-def analyze(text: str) -> tuple[Counter[str], Counter[str], int]:
-    """Return exact and folded term counts (unigrams + pairs) and the token count."""
-    # Same tokens as tokenize(), with tone placement fixed per distinct token (memoized).
-    lowered = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
-    tokens = list(map(_TONE_MEMO.__getitem__, _TOKEN_RE.findall(lowered)))
-    return term_counts(tokens), term_counts(fold_tokens(tokens)), len(tokens)
 
 
 # Numbers and notations ("70/2018/NĐ-CP", "488397-VBĐT")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import zlib
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NotRequired, Required, TypedDict
 
 from search_index import analysis, schema
+from search_index.terms import TermCounts, TermTable
 
 Direction = Literal["incoming", "outgoing", "internal"]
 
@@ -48,7 +49,7 @@ class PreparedDocument:
     """A record analysed into per-field term counts, tags, stored values and columns."""
 
     id: str
-    terms: dict[str, Counter[str]] = field(default_factory=dict)
+    terms: dict[str, TermCounts] = field(default_factory=dict)
     lengths: dict[str, int] = field(default_factory=dict)
     tags: dict[str, list[str]] = field(default_factory=dict)
     stored: dict[str, Any] = field(default_factory=dict)
@@ -73,20 +74,15 @@ def version_of(updated_at: datetime | date | str | None) -> str:
     return str(updated_at)
 
 
-class _AnalysisCache:
-    """Reuse the analysis of identical texts (the same circular received by many units).
-
-    Titles, issuers and signers repeat too; the builder inverts consecutive documents that
-    share the returned counts once.
-    """
+class _SnippetCache:
+    """Reuse the compressed snippet of identical texts (the same circular filed by many units)."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
-        self._items: OrderedDict[str, tuple[Counter[str], Counter[str], int]] = OrderedDict()
         self._snippets: OrderedDict[str, bytes] = OrderedDict()
 
     def snippet(self, text: str) -> bytes:
-        """Return the compressed snippet of ``text`` (reused for identical texts)."""
+        """Return the compressed snippet of ``text``."""
         hit = self._snippets.get(text)
         if hit is None:
             hit = self._snippets[text] = compress_snippet(text)
@@ -94,20 +90,8 @@ class _AnalysisCache:
                 self._snippets.popitem(last=False)
         return hit
 
-    def analyze(self, text: str) -> tuple[Counter[str], Counter[str], int]:
-        """Return exact counts, folded counts and token count of ``text``."""
-        hit = self._items.get(text)
-        if hit is not None:
-            self._items.move_to_end(text)
-            return hit
-        result = analysis.analyze(text)
-        self._items[text] = result
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return result
 
-
-_cache = _AnalysisCache()
+_snippets = _SnippetCache()
 
 
 def _length(token_count: int) -> int:
@@ -138,8 +122,12 @@ def decompress_snippet(blob: bytes | None) -> str:
     return zlib.decompress(blob).decode("utf-8") if blob else ""
 
 
-def prepare(record: IndexRecord) -> PreparedDocument:
-    """Analyse a record into what the index writes."""
+def prepare(record: IndexRecord, terms: TermTable | None = None) -> PreparedDocument:
+    """Analyse a record into what the index writes, with the term ids of ``terms``.
+
+    A segment builder takes documents prepared with its own table (``builder.terms``).
+    """
+    terms = terms if terms is not None else TermTable()
     doc_id = str(record["id"])
     prepared = PreparedDocument(id=doc_id)
     title = record.get("title") or ""
@@ -157,19 +145,19 @@ def prepare(record: IndexRecord) -> PreparedDocument:
     for name, value in fields:
         if not value:
             continue
-        # Each text is analysed apart: the cached counts are shared by every copy of a text
-        # (a circular filed by many units, one attachment filed twice), inverted once.
-        exact, folded, count = _cache.analyze(value)
+        # Each text is analysed apart: the counts are shared by every copy of a text in a
+        # build (a circular filed by many units, one attachment filed twice), inverted once.
+        exact, folded, count = terms.analyze(value)
         prepared.terms[name + schema.EXACT_SUFFIX] = exact
         prepared.terms[name + schema.FOLDED_SUFFIX] = folded
         prepared.lengths[name + schema.EXACT_SUFFIX] = _length(count)
         prepared.lengths[name + schema.FOLDED_SUFFIX] = _length(count)
     number = record.get("number") or ""
     legacy_id = record.get("legacy_id") or ""
-    ident = Counter(analysis.notation_terms(number) + analysis.notation_terms(legacy_id))
+    ident = terms.counts(analysis.notation_terms(number) + analysis.notation_terms(legacy_id))
     if ident:
         prepared.terms[schema.IDENT] = ident
-        prepared.lengths[schema.IDENT] = sum(ident.values())
+        prepared.lengths[schema.IDENT] = int(ident.counts.sum())
 
     issued_on = record.get("issued_on")
     year = record.get("year") or (issued_on.year if isinstance(issued_on, date) else None)
@@ -198,7 +186,7 @@ def prepare(record: IndexRecord) -> PreparedDocument:
         "title": title,
         "issued_on": issued_on.isoformat() if isinstance(issued_on, date) else issued_on,
         "updated_at": version_of(record.get("updated_at")),
-        schema.SNIPPET: _cache.snippet(text) if text else None,
+        schema.SNIPPET: _snippets.snippet(text) if text else None,
     }
     prepared.columns = {
         "date_key": _date_key(issued_on),

@@ -1,12 +1,13 @@
 """Build a Whoosh (W3 codec) segment from analysed documents, fast.
 
 Whoosh's own writer pushes every posting through an external sort and several Python calls
-(16 documents/s on the corpus' full texts with a pair field, here). This builder inverts term
-counts in memory and writes each term's posting list in blocks, doing the per-posting work in
-C (``map``/``array`` calls, big-int arithmetic for delta encoding, ``pickle``, ``zlib``).
-Consecutive documents that share the same analysed text (the same circular filed by many
-units) are inverted once for the whole run. The files are ordinary W3 segments, so Whoosh
-reads, merges and deletes from them as from any other segment.
+(16 documents/s on the corpus' full texts with a pair field, here). This builder keeps each
+field's postings as numpy arrays of term ids (from the build's ``TermTable``), counts and
+document numbers, sorts them once by term and document, and has ``search_index.blocks``
+encode every posting list of the field at once. Consecutive documents that share the same
+analysed text (the same circular filed by many units) are added as one run. The files are
+ordinary W3 segments, so Whoosh reads, merges and deletes from them as from any other
+segment.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import struct
 import sys
 import zlib
 from array import array
-from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from itertools import accumulate, chain, repeat
 from typing import Any
 
+import numpy as np
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3Segment, W3TermInfo
 from whoosh.fields import Schema
 from whoosh.filedb import filetables
@@ -29,36 +30,25 @@ from whoosh.filedb.filestore import Storage
 from whoosh.system import pack_ushort
 from whoosh.util.numlists import GrowableArray
 
-from search_index import schema
+from search_index import blocks, schema
+from search_index.blocks import BLOCK_LIMIT, COMPRESS_MIN, INLINE_LIMIT
+from search_index.blocks import MAX_LENGTH_BYTE as _MAX_LENGTH_BYTE
+from search_index.blocks import MIN_LENGTH_BYTE as _MIN_LENGTH_BYTE
 from search_index.document import PreparedDocument
+from search_index.terms import TermCounts, TermTable, distinct
 
 #: zlib level of the stored-fields column (Whoosh's default is 3).
 STORED_LEVEL = 0
-#: Postings per block; bigger blocks than Whoosh's 128 mean fewer Python steps per term.
-BLOCK_LIMIT = 512
-# Terms in at most this many documents keep their postings inside the term info.
-INLINE_LIMIT = 8
 _INT = struct.Struct("!i")
 _LONG = struct.Struct("!q")  # whoosh.system pack_long
-# Blocks with fewer postings than this are not worth compressing.
-_COMPRESS_MIN = 64
 # Lists at least this long get their deltas by big-int arithmetic instead of map().
 _SWAR_MIN = 48
 _LITTLE = sys.byteorder == "little"
-# Block and term length bounds are only used by Whoosh's own scorers to skip blocks; the
-# widest bounds are always valid, and computing exact ones would cost a step per posting.
-_MIN_LENGTH_BYTE = 0
-_MAX_LENGTH_BYTE = 255
 #: Term maps that documents are grouped by before numbering: title, body, attachments (the
 #: copies of one text stay together, with or without their body: nearby numbers encode small).
 GROUP_FIELDS = tuple(
     name + schema.EXACT_SUFFIX for name in (schema.TITLE, schema.TEXT, schema.ATTACHMENT)
 )
-
-
-def _new_postings() -> array:
-    # Interleaved (docnum, frequency) pairs.
-    return array("I")
 
 
 def per_document_writer(codec: W3Codec, storage: Storage, segment: W3Segment) -> Any:
@@ -74,17 +64,74 @@ def per_document_writer(codec: W3Codec, storage: Storage, segment: W3Segment) ->
 
 
 class _Run:
-    """Consecutive documents sharing one term-count map, inverted together."""
+    """Consecutive documents sharing one term-count map, added together."""
 
     __slots__ = ("counts", "docs")
 
-    def __init__(self, counts: Counter[str], docnum: int) -> None:
+    def __init__(self, counts: TermCounts, docnum: int) -> None:
         self.counts = counts
         self.docs = [docnum]
 
 
+class _Postings:
+    """One field's postings as added: runs of documents sharing term counts, and tags."""
+
+    __slots__ = ("runs", "tag_codes", "tag_docs")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[TermCounts, list[int]]] = []
+        self.tag_codes: list[int] = []
+        self.tag_docs: list[int] = []
+
+    def add_tags(self, codes: Iterable[int], docnum: int) -> None:
+        before = len(self.tag_codes)
+        self.tag_codes.extend(codes)
+        self.tag_docs += [docnum] * (len(self.tag_codes) - before)
+
+    def arrays(self, table: TermTable) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Return the field's terms (sorted) and, per posting, unsorted: term rank, frequency
+        and document number.
+        """
+        counts = list({id(c): c for c, _ in self.runs}.values())  # each distinct map once
+        tag_codes = np.array(self.tag_codes, np.int64)
+        codes = np.concatenate([*(c.codes for c in counts), tag_codes])
+        present = distinct(codes)
+        terms = table.strings(present)
+        # Terms sorted as strings: code point order is the UTF-8 byte order of Whoosh keys.
+        order = sorted(range(len(terms)), key=terms.__getitem__)
+        rank_of = np.empty(len(terms), np.int64)
+        rank_of[order] = np.arange(len(terms))
+        ranks = rank_of[np.searchsorted(present, codes)]
+        bounds = np.cumsum([0, *(len(c.codes) for c in counts)]).tolist()
+        ranks_of = {id(c): ranks[bounds[n] : bounds[n + 1]] for n, c in enumerate(counts)}
+        rank_parts, freq_parts, docs, sizes = [], [], [], []
+        for counted, run in self.runs:
+            copies = len(run)
+            run_ranks = ranks_of[id(counted)]
+            if copies == 1:
+                rank_parts.append(run_ranks)
+                freq_parts.append(counted.counts)
+                docs.append(run[0])
+                sizes.append(len(run_ranks))
+                continue
+            rank_parts.append(np.tile(run_ranks, copies))
+            freq_parts.append(np.tile(counted.counts, copies))
+            docs += run
+            sizes += [len(run_ranks)] * copies
+        run_docs = np.repeat(np.array(docs, np.int64), sizes)
+        return (
+            [terms[n] for n in order],
+            np.concatenate([*rank_parts, ranks[bounds[-1] :]]),
+            np.concatenate([*freq_parts, np.ones(len(tag_codes), np.int64)]),
+            np.concatenate([run_docs, np.array(self.tag_docs, np.int64)]),
+        )
+
+
 class SegmentBuilder:
-    """Collect analysed documents and write them as one new segment of an index."""
+    """Collect analysed documents and write them as one new segment of an index.
+
+    Documents must be prepared with the builder's ``terms`` table.
+    """
 
     def __init__(
         self, storage: Storage, indexname: str, schema: Schema, segid: str | None = None
@@ -96,7 +143,8 @@ class SegmentBuilder:
         self.segment = W3Segment(self.codec, indexname, segid=segid)
         self.perdoc = per_document_writer(self.codec, storage, self.segment)
         self.doccount = 0
-        self._postings: dict[str, defaultdict[str, array]] = {}
+        self.terms = TermTable()
+        self._postings: dict[str, _Postings] = {}
         self._runs: dict[str, _Run] = {}
         self._fields = {name: schema[name] for name in schema.names()}
         # Fields whose shared term maps group documents in add_all (see GROUP_FIELDS).
@@ -105,31 +153,16 @@ class SegmentBuilder:
     def __len__(self) -> int:
         return self.doccount
 
-    def _postings_of(self, name: str) -> defaultdict[str, array]:
+    def _postings_of(self, name: str) -> _Postings:
         postings = self._postings.get(name)
         if postings is None:
-            postings = self._postings[name] = defaultdict(_new_postings)
+            postings = self._postings[name] = _Postings()
         return postings
 
     def _flush_run(self, name: str) -> None:
         run = self._runs.pop(name, None)
-        if run is None:
-            return
-        postings = self._postings_of(name)
-        counts = run.counts
-        if len(run.docs) == 1:
-            # One C-level pass: postings[term].extend((docnum, freq)).
-            pairs = zip(repeat(run.docs[0]), counts.values())
-            deque(map(array.extend, map(postings.__getitem__, counts), pairs), maxlen=0)
-            return
-        template = array("I", [x for doc in run.docs for x in (doc, 0)])
-        by_freq: dict[int, array] = {}
-        for freq in set(counts.values()):
-            filled = array("I", template)
-            filled[1::2] = array("I", [freq]) * len(run.docs)
-            by_freq[freq] = filled
-        extend_with = map(by_freq.__getitem__, counts.values())
-        deque(map(array.extend, map(postings.__getitem__, counts), extend_with), maxlen=0)
+        if run is not None:
+            self._postings_of(name).runs.append((run.counts, run.docs))
 
     def add(self, doc: PreparedDocument) -> None:
         """Add one analysed document."""
@@ -138,6 +171,8 @@ class SegmentBuilder:
         fields = self._fields
         perdoc.start_doc(docnum)
         for name, counts in doc.terms.items():
+            if counts.table is not self.terms:
+                raise ValueError("document prepared with another term table")
             run = self._runs.get(name)
             if run is not None and run.counts is counts and run.docs[-1] == docnum - 1:
                 run.docs.append(docnum)
@@ -147,10 +182,10 @@ class SegmentBuilder:
             perdoc.add_field(name, fields[name], None, doc.lengths.get(name, 0))
         for name in [n for n in self._runs if n not in doc.terms]:
             self._flush_run(name)
+        word_ids = self.terms.ids
         for name, values in doc.tags.items():
-            postings = self._postings_of(name)
-            for value in set(values):
-                postings[value].extend((docnum, 1))
+            if values:
+                self._postings_of(name).add_tags(map(word_ids.__getitem__, set(values)), docnum)
         for name, value in doc.stored.items():
             if value is not None:
                 perdoc.add_field(name, fields[name], value, 0)
@@ -165,7 +200,7 @@ class SegmentBuilder:
 
         The order of documents inside a segment means nothing to searches, so copies of one
         text are given consecutive numbers wherever they were in the batch: each run of them
-        is inverted once.
+        is added once.
         """
         first: dict[int, int] = {}  # id of a term map -> position of its first holder
         keyed = []
@@ -190,17 +225,33 @@ class SegmentBuilder:
         terms.extras["fieldmap"] = fieldmap
         for name in sorted(self._postings):
             fieldmap[name] = fieldid = len(fieldmap)
-            postings = self._postings[name]
-            words = sorted(postings)
-            infos = write_pair_lists(out, [postings[word] for word in words])
+            words, infos = self._write_field(out, self._postings.pop(name))
             terms.add_sorted(list(map(pack_ushort(fieldid).__add__, map(str.encode, words))), infos)
         out.close()
         terms.close()
-        self._postings.clear()
         if compound and self.segment.should_assemble():
             self.segment.create_compound_file(self.storage)
             self.segment.compound = True
         return self.segment
+
+    def _write_field(self, out: BufferedOut, postings: _Postings) -> tuple[list[str], list[bytes]]:
+        """Write one field's posting lists; return its terms (sorted) and their term infos."""
+        terms, ranks, freqs, docs = postings.arrays(self.terms)
+        if not terms:
+            return [], []
+        # Postings sorted by (term, document): one in-place sort of packed 64-bit keys.
+        freq_bits = int(freqs.max()).bit_length()
+        doc_bits = max(1, self.doccount.bit_length())
+        if len(terms).bit_length() + doc_bits + freq_bits <= 63:
+            keys = (ranks << (doc_bits + freq_bits)) | (docs << freq_bits) | freqs
+            keys.sort()
+            docs = (keys >> freq_bits) & ((1 << doc_bits) - 1)
+            freqs = keys & ((1 << freq_bits) - 1)
+        else:
+            by_term = np.lexsort((docs, ranks))
+            docs, freqs = docs[by_term], freqs[by_term]
+        infos = blocks.write_postings(out, docs, freqs, np.bincount(ranks, minlength=len(terms)))
+        return terms, infos
 
     def cancel(self) -> None:
         """Drop what was written for this segment."""
@@ -266,192 +317,45 @@ class TermsWriter(filetables.OrderedHashWriter):
         out.write(b"".join(chain.from_iterable(zip(heads, keys, values, strict=True))))
 
     def _write_hashes(self) -> None:
+        """Write Whoosh's 256 hash tables (linear probing, twice as many slots as keys).
+
+        Keys are placed in rounds: each round, every unplaced key tries its next slot and
+        the first of those aiming at a free slot takes it. A key passes a slot only when it
+        is taken, so lookups, which probe from the hashed slot up to an empty one, find it.
+        """
         self._out.flush()
-        buckets: list[list[tuple[int, int]]] = [[] for _ in range(256)]
-        for hashval, pos in zip(self._hashes, self._positions, strict=True):
-            buckets[hashval & 255].append((hashval, pos))
         self.index.array = self._positions
-        dbfile = self.dbfile
-        for entries in buckets:
-            numslots = 2 * len(entries)
-            self.directory.append((dbfile.tell(), numslots))
-            table = [(0, 0)] * numslots
-            for hashval, pos in entries:
-                slot = (hashval >> 8) % numslots
-                while table[slot][1]:
-                    slot = (slot + 1) % numslots
-                table[slot] = (hashval, pos)
-            if numslots:
-                flat = [x for entry in table for x in entry]
-                dbfile.write(struct.pack("!" + "Iq" * numslots, *flat))
+        hashes = np.frombuffer(self._hashes, np.uint64).astype(np.int64)
+        buckets = hashes & 255
+        numslots = 2 * np.bincount(buckets, minlength=256)
+        table_starts = np.cumsum(numslots) - numslots
+        table = np.zeros(int(numslots.sum()), [("hash", ">u4"), ("position", ">i8")])
+        sizes = numslots[buckets]
+        probes = (hashes >> 8) % np.maximum(sizes, 1)
+        taken = np.zeros(len(table), bool)
+        pending = np.arange(len(hashes))
+        while len(pending):
+            slots = table_starts[buckets[pending]] + probes[pending]
+            free = ~taken[slots]
+            _, first = np.unique(slots[free], return_index=True)
+            placed = pending[free][first]
+            won = slots[free][first]
+            taken[won] = True
+            table["hash"][won] = hashes[placed]
+            table["position"][won] = np.frombuffer(self._positions, np.int64)[placed]
+            unplaced = np.ones(len(pending), bool)
+            unplaced[np.flatnonzero(free)[first]] = False
+            pending = pending[unplaced]
+            probes[pending] = (probes[pending] + 1) % sizes[pending]
+        start = self.dbfile.tell()
+        self.directory.extend(
+            zip((start + 12 * table_starts).tolist(), numslots.tolist(), strict=True)
+        )
+        self.dbfile.write(table.tobytes())
 
 
 _LENGTHS = struct.Struct("!ii")
 _TERMINFO = W3TermInfo._struct
-#: Postings encoded together by write_pair_lists (bounds its temporary buffers).
-_CHUNK_POSTINGS = 1 << 20
-# Pickle (protocol 2) pieces of a block's data tuple: (deltas tuple, freqs tuple or None, None).
-_PICKLE_HEAD = b"\x80\x02("  # PROTO 2, MARK
-_PICKLE_TUPLE = b"t"
-_PICKLE_OPEN = b"("
-_PICKLE_NONE = b"N"
-_PICKLE_TAIL = b"N\x87."  # None, TUPLE3, STOP
-
-
-def _pickle_int(value: int) -> bytes:
-    """Return the protocol-2 pickle opcode of a non-negative int below 2**31."""
-    if value < 256:
-        return b"K" + value.to_bytes(1, "little")
-    if value < 65536:
-        return b"M" + value.to_bytes(2, "little")
-    return b"J" + value.to_bytes(4, "little")
-
-
-class _IntCodes:
-    """Pickle opcodes of every value of an int array, built in bulk, sliced per block.
-
-    ``K`` + 1 byte holds values below 256, ``M`` + 2 bytes below 65536, ``J`` + 4 bytes the
-    rest (below 2**31); a block uses the narrowest code that holds its largest value.
-    """
-
-    def __init__(self, values: array) -> None:
-        self.raw = values.tobytes()  # little-endian 32-bit lanes
-        self.count = len(values)
-        self._codes: dict[int, bytearray] = {}
-
-    def _built(self, width: int, opcode: bytes) -> bytearray:
-        codes = self._codes.get(width)
-        if codes is None:
-            step = width + 1
-            codes = bytearray(step * self.count)
-            codes[0::step] = opcode * self.count
-            for byte in range(width):
-                codes[1 + byte :: step] = self.raw[byte::4]
-            self._codes[width] = codes
-        return codes
-
-    def slice(self, start: int, end: int, largest: int) -> bytearray:
-        """Return the opcodes of values[start:end], whose maximum is ``largest``."""
-        if largest < 256:
-            return self._built(1, b"K")[2 * start : 2 * end]
-        if largest < 65536:
-            return self._built(2, b"M")[3 * start : 3 * end]
-        return self._built(4, b"J")[5 * start : 5 * end]
-
-
-def write_pair_lists(out: BufferedOut, lists: list[array]) -> list[bytes]:
-    """Write the interleaved (docnum, freq) posting lists of many terms; return term infos.
-
-    Produces the same blocks as term_info() (Whoosh pickles), but deltas and pickle opcodes
-    are computed for a million postings at a time instead of term by term.
-    """
-    if not _LITTLE:
-        return [_term_info(out, pairs) for pairs in lists]
-    infos = [b""] * len(lists)
-    chunk: list[int] = []
-    size = 0
-    for index, pairs in enumerate(lists):
-        count = len(pairs) >> 1
-        if count <= INLINE_LIMIT:
-            infos[index] = _term_info(out, pairs)
-            continue
-        chunk.append(index)
-        size += count
-        if size >= _CHUNK_POSTINGS:
-            _write_chunk(out, lists, chunk, infos)
-            chunk = []
-            size = 0
-    if chunk:
-        _write_chunk(out, lists, chunk, infos)
-    return infos
-
-
-def _write_chunk(
-    out: BufferedOut, lists: list[array], chunk: list[int], infos: list[bytes]
-) -> None:
-    joined = array("I")
-    joined.frombytes(b"".join([lists[i] for i in chunk]))
-    ids = joined[0::2]
-    freqs = joined[1::2]
-    del joined
-    # Differences with the previous posting; wrong (even negative) at each term's start,
-    # where the block's first id is written whole instead.
-    deltas = array("i", map(operator.sub, ids, chain((0,), ids)))
-    chunk_codes = (_IntCodes(deltas), _IntCodes(freqs))
-    start = 0
-    for index in chunk:
-        end = start + (len(lists[index]) >> 1)
-        infos[index] = _write_term(out, ids, freqs, deltas, chunk_codes, start, end)
-        start = end
-
-
-def _block(
-    ids: array,
-    freqs: array,
-    deltas: array,
-    codes: tuple[_IntCodes, _IntCodes],
-    start: int,
-    end: int,
-) -> tuple[bytes, int, int]:
-    """Return the pickled data of the block ids[start:end], its largest and summed freqs."""
-    weights = freqs[start:end]
-    fmax = max(weights)
-    rest = deltas[start + 1 : end]
-    parts: list[bytes | bytearray] = [_PICKLE_HEAD, _pickle_int(ids[start])]
-    if rest:
-        parts.append(codes[0].slice(start + 1, end, max(rest)))
-    parts.append(_PICKLE_TUPLE)
-    if fmax == 1:
-        parts.append(_PICKLE_NONE)
-    else:
-        parts += (_PICKLE_OPEN, codes[1].slice(start, end, fmax), _PICKLE_TUPLE)
-    parts.append(_PICKLE_TAIL)
-    return b"".join(parts), fmax, sum(weights)
-
-
-def _write_term(
-    out: BufferedOut,
-    ids: array,
-    freqs: array,
-    deltas: array,
-    codes: tuple[_IntCodes, _IntCodes],
-    start: int,
-    end: int,
-) -> bytes:
-    """Write the postings ids[start:end] of one term in W3 blocks; return its term info."""
-    offset = out.offset
-    parts = [WHOOSH3_HEADER_MAGIC]
-    fmax = total = 0
-    for lo in range(start, end, BLOCK_LIMIT):
-        hi = min(lo + BLOCK_LIMIT, end)
-        data, blockmax, weight = _block(ids, freqs, deltas, codes, lo, hi)
-        fmax = max(fmax, blockmax)
-        total += weight
-        comp = 1 if end - start > BLOCK_LIMIT or end - start >= _COMPRESS_MIN else 0
-        if comp:
-            data = zlib.compress(data, 1)
-        info = pickle.dumps(
-            (hi - lo, ids[hi - 1], float(blockmax), comp, _MIN_LENGTH_BYTE, _MAX_LENGTH_BYTE), 2
-        )
-        blocklength = len(info) + len(data)
-        parts += (_INT.pack(-blocklength if hi == end else blocklength), info, data)
-    out.write(b"".join(parts))
-    head = _TERMINFO.pack(
-        0,
-        float(total),
-        end - start,
-        _MIN_LENGTH_BYTE,
-        _MAX_LENGTH_BYTE,
-        float(fmax),
-        ids[start],
-        ids[end - 1],
-    )
-    return head + _LONG.pack(offset) + _INT.pack(out.offset - offset)
-
-
-def _term_info(out: BufferedOut, pairs: array) -> bytes:
-    """Write a term's interleaved (docnum, freq) postings; return its term info bytes."""
-    return term_info(out, pairs[0::2], pairs[1::2])
 
 
 def term_info(out: BufferedOut, ids: array, freqs: array) -> bytes:
@@ -495,7 +399,7 @@ def _single_block(out: BufferedOut, ids: array, freqs: array, fmax: int) -> byte
     count = len(ids)
     data = pickle.dumps((tuple(_deltas(ids)), None if fmax == 1 else tuple(freqs), None), 2)
     comp = 0
-    if count >= _COMPRESS_MIN:
+    if count >= COMPRESS_MIN:
         comp = 1
         data = zlib.compress(data, comp)
     info = pickle.dumps((count, ids[-1], float(fmax), comp, _MIN_LENGTH_BYTE, _MAX_LENGTH_BYTE), 2)

@@ -201,7 +201,7 @@ def _build_segment(
     try:
         prepared: dict[str, PreparedDocument] = {}
         for record in records:
-            doc = prepare(record)
+            doc = prepare(record, builder.terms)
             prepared.pop(doc.id, None)  # the last version of a repeated id wins
             prepared[doc.id] = doc
         builder.add_all(prepared.values())

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Term
 
-from search_index import document, segment, writer
+from search_index import blocks, document, segment, writer
 from search_index.schema import build_schema
 from search_index.segment import BLOCK_LIMIT, INLINE_LIMIT, SegmentBuilder
 
@@ -116,7 +118,7 @@ def _docnum(path: Path, doc_id: str) -> int:
 def test_builder_can_be_cancelled(tmp_path: Path, record: Callable[..., Any]) -> None:
     ix = writer.create(tmp_path)
     builder = SegmentBuilder(ix.storage, "MAIN", build_schema())
-    builder.add(document.prepare(record("x", "tiêu đề")))
+    builder.add(document.prepare(record("x", "tiêu đề"), builder.terms))
     builder.cancel()
     assert not [n for n in ix.storage.list() if builder.segment.segid in n]
 
@@ -134,37 +136,48 @@ class _Out:
 
 
 def _decode(out: _Out, info: bytes) -> tuple[bytes, list]:
-    """Return a term info's header and its blocks' unpickled data (as Whoosh reads them)."""
+    """Return a term info's header and its blocks' unpickled infos and data (as Whoosh reads)."""
     head = info[: segment._TERMINFO.size]
     if info[0]:  # postings inlined in the term info
         ids, weights, _ = pickle.loads(info[len(head) :])
         return head, [tuple(ids), tuple(map(int, weights))]
     offset, length = struct.unpack_from("!qi", info, len(head))
     data = bytes(out.data[offset : offset + length])
+    assert data[:4] == WHOOSH3_HEADER_MAGIC
     pos, blocks = 4, []
     while True:
         blocklen = struct.unpack_from("!i", data, pos)[0]
         stream = io.BytesIO(data[pos + 4 : pos + 4 + abs(blocklen)])
-        comp = pickle.load(stream)[3]
+        block_info = pickle.load(stream)
         block = stream.read()
-        blocks.append(pickle.loads(zlib.decompress(block) if comp else block))
+        blocks.append(
+            (block_info, pickle.loads(zlib.decompress(block) if block_info[3] else block))
+        )
         if blocklen < 0:
+            assert pos + 4 + abs(blocklen) == length
             return head, blocks
         pos += 4 + blocklen
 
 
 def test_bulk_posting_writer_encodes_like_whoosh_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posting lists encoded all at once read back as those pickled term by term."""
     rng = random.Random(3)
     lists = []
     for count in (1, 8, 9, 63, 64, 200, 512, 513, 1500):
         for gap, fmax in ((1, 1), (300, 2), (70_000, 300), (3, 70_000)):
             ids = sorted(rng.sample(range(count * gap + 1), count))
-            freqs = [rng.randint(1, fmax) for _ in ids]
-            lists.append(array("I", [x for pair in zip(ids, freqs, strict=True) for x in pair]))
+            lists.append((ids, [rng.randint(1, fmax) for _ in ids]))
+    rng.shuffle(lists)
     old, new = _Out(), _Out()
-    expected = [segment._term_info(old, pairs) for pairs in lists]  # type: ignore[arg-type]
-    monkeypatch.setattr(segment, "_CHUNK_POSTINGS", 2000)  # several chunks
-    written = segment.write_pair_lists(new, lists)  # type: ignore[arg-type]
+    expected = [segment.term_info(old, array("I", ids), array("I", f)) for ids, f in lists]
+    monkeypatch.setattr(blocks, "CHUNK_POSTINGS", 2000)  # several chunks
+    written = blocks.write_postings(
+        new,
+        np.array([x for ids, _ in lists for x in ids]),
+        np.array([x for _, freqs in lists for x in freqs]),
+        np.array([len(ids) for ids, _ in lists]),
+    )
+    assert len(written) == len(expected)
     for old_info, new_info in zip(expected, written, strict=True):
         assert _decode(new, new_info) == _decode(old, old_info)
 
