@@ -62,6 +62,9 @@ class IndexStep:
         self.queued: set[str] = set()  # every id the feed was given (or will be)
         self.later: set[str] = set()  # ids waiting for their files
         self._refill_at = 0  # documents phase: rows stored before the next pending query
+        # Once the documents phase is over, only `more` (and the last step) adds pending
+        # documents: one query after each is enough, not one per commit.
+        self._settled = False
         self.collection = Document._get_collection()
 
     def _pending_ids(self) -> list[Any]:
@@ -87,6 +90,7 @@ class IndexStep:
     def more(self) -> None:
         """The files are in: the documents that waited for them may be read now."""
         self.later.clear()
+        self._settled = False
         self.pump()
 
     def _refill(self) -> None:
@@ -95,6 +99,10 @@ class IndexStep:
         rows = run.checkpoints["documents"]
         if run.phase == "documents" and rows < self._refill_at:
             return  # rows still come: wait for a window of them
+        if run.phase != "documents":
+            if self._settled:
+                return
+            self._settled = True
         fresh = [str(i) for i in self._pending_ids()]
         fresh = [i for i in fresh if i not in self.queued and i not in self.later]
         if run.phase == "documents" and len(fresh) < FEED_WINDOW:
@@ -134,6 +142,7 @@ class IndexStep:
                 run.idle_tasks.remove(self.pump)
             try:
                 self.later.clear()
+                self._settled = False
                 self._refill()
                 if self.queue:
                     # The last batches split evenly: no process finishes long before another.

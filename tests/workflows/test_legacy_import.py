@@ -804,3 +804,34 @@ def test_background_feed_reads_documents_once_their_files_are_in(
     assert files_when_read == {doc_id: [count] for doc_id, count in final.items()}
     assert sum(1 for count in final.values() if count) == 24
     assert_indexed()
+
+
+def test_idle_feed_queries_pending_documents_once_per_change(
+    admin, crash_export, small_batches, monkeypatch
+):
+    """After the documents phase, an idle feed does not scan the batch after every commit."""
+    phases: list[str] = []
+    original = index_step.IndexStep._pending_ids
+
+    def pending_ids(self: index_step.IndexStep) -> list[Any]:
+        phases.append(self.run.phase)
+        return original(self)
+
+    pump = index_step.IndexStep.pump
+
+    def pump_when_idle(self: index_step.IndexStep) -> None:
+        # The index processes keep up (as with a fast index): every commit finds them idle.
+        while self.feed is not None and self.feed.busy:
+            time.sleep(0.01)
+            self.feed.poll()
+        pump(self)
+
+    monkeypatch.setattr(index_step.IndexStep, "_pending_ids", pending_ids)
+    monkeypatch.setattr(index_step.IndexStep, "pump", pump_when_idle)
+    report = importer.run_batch(str(new_batch(crash_export, admin).pk))
+    assert report["status"] == "done"
+    # Many commits: attachments every 7 rows, history every 90.
+    assert report["attachments"]["total"] > 3 * files_phase.BATCH_ROWS
+    # One query once the documents are in, one when the files are in.
+    assert phases.count("attachments") + phases.count("history") <= 2
+    assert_indexed()
