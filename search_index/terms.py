@@ -1,11 +1,12 @@
-"""Texts analysed into arrays of term ids, for one segment build.
+"""Texts analysed into arrays of term keys, for one segment build.
 
 Counting a text's terms as strings costs a string and a hash for every distinct syllable
 pair of every document (~0.4 µs each, ~3,000 per legal text), and the segment builder then
-looked every string up again to invert it. A ``TermTable`` instead numbers terms once per
-build: tokens are split as bytes and mapped to ids through a dict of the tokens already
-seen, pairs are counted as 64-bit codes with numpy, and a term's string is made only the
-first time the build meets it. Ids mean nothing outside their table.
+looked every string up again to invert it. A ``TermTable`` instead numbers words once per
+build: tokens are split as bytes, each distinct token of a text is looked up once, and
+words and pairs are counted with numpy; a pair is a 64-bit key made of its two word ids,
+turned into a string only when the builder writes its field. Keys mean nothing outside
+their table.
 
 The terms are those of ``analysis.tokenize`` (queries), ``analysis.fold_tokens`` and
 ``analysis.pairs``; the tests hold the two paths to the same result.

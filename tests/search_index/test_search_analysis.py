@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 
 from search_index import analysis
 from search_index.terms import TermTable
@@ -68,3 +69,25 @@ def test_numbers_are_found_inside_queries() -> None:
     found = analysis.find_notations("tìm 70/2018/ND-CP và 488397-VBĐT năm 2018")
     assert found == ["70/2018/nd-cp", "488397-vbđt"]
     assert analysis.find_notations("quyết định phê duyệt") == []
+
+
+def test_term_table_counts_the_terms_of_the_query_analysis() -> None:
+    """Documents (bytes, numpy) and queries (regex on text) are analysed into the same terms."""
+    texts = [
+        "Quyết định 70/2018/NĐ-CP về hóa đơn, thủy lợi; hoá đơn thuỷ lợi (quý I)",
+        unicodedata.normalize("NFD", "Đường ĐIỆN lực Ưu Tiên"),
+        "a_b__c «trích yếu» — “nội dung” … x² ½ Ⅻ\u00a0tab\tdòng\nmới\u2003hết",
+        "điều 1 điều 1 điều 1",
+        "",
+        "...",
+        "một",
+    ]
+    table = TermTable()
+    for text in texts:
+        tokens = analysis.tokenize(text)
+        folded = analysis.fold_tokens(tokens)
+        exact, folded_counts, count = table.analyze(text)
+        assert count == len(tokens)
+        assert dict(exact) == Counter(tokens) + Counter(analysis.pairs(tokens))
+        assert dict(folded_counts) == Counter(folded) + Counter(analysis.pairs(folded))
+    assert table.analyze(texts[0])[0] is table.analyze(texts[0])[0]  # copies share counts
