@@ -35,7 +35,7 @@ from search_index.blocks import BLOCK_LIMIT, COMPRESS_MIN, INLINE_LIMIT
 from search_index.blocks import MAX_LENGTH_BYTE as _MAX_LENGTH_BYTE
 from search_index.blocks import MIN_LENGTH_BYTE as _MIN_LENGTH_BYTE
 from search_index.document import PreparedDocument
-from search_index.terms import TermCounts, TermTable, distinct
+from search_index.terms import TermCounts, TermTable, value_counts
 
 #: zlib level of the stored-fields column (Whoosh's default is 3).
 STORED_LEVEL = 0
@@ -95,7 +95,7 @@ class _Postings:
         counts = list({id(c): c for c, _ in self.runs}.values())  # each distinct map once
         tag_codes = np.array(self.tag_codes, np.int64)
         codes = np.concatenate([*(c.codes for c in counts), tag_codes])
-        present = distinct(codes)
+        present, _ = value_counts(codes)
         terms = table.strings(present)
         # Terms sorted as strings: code point order is the UTF-8 byte order of Whoosh keys.
         order = sorted(range(len(terms)), key=terms.__getitem__)
