@@ -1,5 +1,8 @@
 """Attachments phase: stream each file once into GridFS (hash, flags, PDF text on the way).
 
+PDF text is extracted by a worker process (legacy.files.TextWorker) while the next files of
+the batch stream in; a batch's files are closed and attached once their text is in.
+
 An attachment is keyed by (legacy id, path): the file is pushed into its document only if
 the document holds no file with that path yet, so a resumed run never attaches twice. GridFS
 ids derive from (batch, row): what a run killed before its push wrote, even the chunks of a
@@ -26,7 +29,7 @@ from workflows import storage
 from workflows.errors import Conflict
 from workflows.legacy import REJECT, WARNING, AttachmentRow, ExportSource, FileCheck, Mapping
 from workflows.legacy import inspect_attachment as _inspect
-from workflows.legacy.files import MISSING, OK
+from workflows.legacy.files import MISSING, OK, TextWorker
 from workflows.legacy_import_run import ImportRun, update_each
 
 TABLE = "attachments"
@@ -37,8 +40,12 @@ FLAG_NAMES = {"damaged_pdf": "damaged", "encrypted_pdf": "encrypted"}
 
 
 def inspect_attachment(source: ExportSource, row: AttachmentRow, mapping: Mapping,
-                       sink: Callable[[bytes], object] | None = None) -> FileCheck:  # fmt: skip
-    """Read one attachment through the reader's checks (a seam the tests can wrap)."""
+                       sink: Callable[[bytes], object] | None = None,
+                       texts: TextWorker | None = None) -> FileCheck:  # fmt: skip
+    """Read one attachment through the reader's checks (a seam the tests can wrap).
+
+    With ``texts`` a PDF's text comes later: call ``settle()`` on the check before using it.
+    """
     return _inspect(
         source,
         row.file,
@@ -46,6 +53,7 @@ def inspect_attachment(source: ExportSource, row: AttachmentRow, mapping: Mappin
         expected_sha256=row.sha256,
         files_dir=mapping.files_dir,
         sink=sink,
+        texts=texts,
     )
 
 
@@ -145,6 +153,7 @@ class AttachmentPhase:
         self.source = source
         self.mapping = mapping
         self.collection = Document._get_collection()
+        self.texts: TextWorker | None = None  # during run_phase
 
     def run_phase(self) -> None:
         from workflows.legacy import read_attachments
@@ -155,18 +164,19 @@ class AttachmentPhase:
         pending: list[AttachmentRow] = []
         size = 0
         last = start
-        for row in reader:
-            last = row.row
-            if row.rejected:
-                self.run.count(TABLE, "rejected")
-                self.run.row_problems(TABLE, row)
-            else:
-                pending.append(row)
-                size += row.size or 0
-            if len(pending) >= BATCH_ROWS or size >= BATCH_BYTES or self.run.must_flush:
-                self._flush(pending, last)
-                pending, size = [], 0
-        self._flush(pending, max(last, reader.rows_read), next_phase="history")
+        with TextWorker() as self.texts:
+            for row in reader:
+                last = row.row
+                if row.rejected:
+                    self.run.count(TABLE, "rejected")
+                    self.run.row_problems(TABLE, row)
+                else:
+                    pending.append(row)
+                    size += row.size or 0
+                if len(pending) >= BATCH_ROWS or size >= BATCH_BYTES or self.run.must_flush:
+                    self._flush(pending, last)
+                    pending, size = [], 0
+            self._flush(pending, max(last, reader.rows_read), next_phase="history")
 
     def remove_orphans(self, start: int) -> None:
         """Delete what a killed run wrote to GridFS past the checkpoint but never attached."""
@@ -196,35 +206,51 @@ class AttachmentPhase:
             attached = doc.get("attachments") or []
             keys[doc["_id"]] = {a["legacy_key"]: a.get("legacy_row") for a in attached
                                 if a.get("legacy_key")}  # fmt: skip
-        # Files written here and not attached if the run dies are removed on resume.
-        pushes: dict[ObjectId, list[tuple[LegacyFile, str]]] = {}
-        for row in rows:
-            legacy_id = row.legacy_id or ""
-            target = targets.get(legacy_id)
-            if not_imported(run, TABLE, row.row, legacy_id, target):
-                continue
-            assert target is not None
-            doc_id = target["_id"]
-            key = row.file.casefold()
-            prior = keys[doc_id].get(key)
-            if prior is not None and prior != row.row:
-                run.count(TABLE, "duplicates")
-                run.problem(TABLE, row.row, legacy_id, "duplicate",
-                            f"Tệp '{row.file}' đã gắn cho văn bản này ở dòng {prior}: bỏ qua "
-                            "dòng trùng.", REJECT)  # fmt: skip
-                continue
-            if prior == row.row:  # attached by a run killed before its checkpoint
-                self._account(row, inspect_attachment(self.source, row, self.mapping))
-                continue
-            check, stored = self._store(row)
-            self._account(row, check)
-            if stored is not None:
-                keys[doc_id][key] = row.row
-                pushes.setdefault(doc_id, []).append((stored, check.text))
+        # Files written here and not attached if the run dies are removed on resume. Each
+        # file is streamed while the text worker reads the PDFs before it; the second pass
+        # waits for their text, closes the files and accounts for the rows in order.
+        started: list[tuple[AttachmentRow, ObjectId, FileCheck, GridSink | None]] = []
+        try:
+            for row in rows:
+                legacy_id = row.legacy_id or ""
+                target = targets.get(legacy_id)
+                if not_imported(run, TABLE, row.row, legacy_id, target):
+                    continue
+                assert target is not None
+                doc_id = target["_id"]
+                key = row.file.casefold()
+                prior = keys[doc_id].get(key)
+                if prior is not None and prior != row.row:
+                    run.count(TABLE, "duplicates")
+                    run.problem(TABLE, row.row, legacy_id, "duplicate",
+                                f"Tệp '{row.file}' đã gắn cho văn bản này ở dòng {prior}: bỏ "
+                                "qua dòng trùng.", REJECT)  # fmt: skip
+                    continue
+                if prior == row.row:  # attached by a run killed before its checkpoint
+                    check = inspect_attachment(self.source, row, self.mapping, None, self.texts)
+                    started.append((row, doc_id, check, None))
+                    continue
+                check, sink = self._start(row)
+                started.append((row, doc_id, check, sink))
+                if sink is not None:
+                    keys[doc_id][key] = row.row
+            pushes: dict[ObjectId, list[tuple[LegacyFile, str]]] = {}
+            for row, doc_id, check, sink in started:
+                check.settle()
+                if sink is not None:
+                    stored = self._finish(row, check, sink)
+                    pushes.setdefault(doc_id, []).append((stored, check.text))
+                self._account(row, check)
+        except BaseException:
+            for *_, sink in started:
+                if sink is not None:
+                    sink.abort()
+            raise
         self._push(pushes)
         run.commit(TABLE, last_row, next_phase=next_phase)
 
-    def _store(self, row: AttachmentRow) -> tuple[FileCheck, LegacyFile | None]:
+    def _start(self, row: AttachmentRow) -> tuple[FileCheck, GridSink | None]:
+        """Stream a file into GridFS; the sink is None if the file is missing."""
         name = row.name or posixpath.basename(row.file)
         metadata = {"import_batch_id": self.run.batch_id, "legacy_id": row.legacy_id,
                     "legacy_path": row.file, "row": row.row}  # fmt: skip
@@ -235,16 +261,21 @@ class AttachmentPhase:
             self.run.heartbeat,
         )
         try:
-            check = inspect_attachment(self.source, row, self.mapping, sink.write)
-            if check.status == MISSING:
-                sink.abort()
-                return check, None
-            flags = [FLAG_NAMES.get(f, f) for f in check.flags]
-            file_id = sink.close(flags)
+            check = inspect_attachment(self.source, row, self.mapping, sink.write, self.texts)
         except BaseException:
             sink.abort()
             raise
+        if check.status == MISSING:
+            sink.abort()
+            return check, None
+        return check, sink
+
+    def _finish(self, row: AttachmentRow, check: FileCheck, sink: GridSink) -> LegacyFile:
+        """Close a settled file's GridFS entry with its flags; return its attachment."""
+        flags = [FLAG_NAMES.get(f, f) for f in check.flags]
+        file_id = sink.close(flags)
         self.run.files_bytes += sink.size
+        name = row.name or posixpath.basename(row.file)
         stored = LegacyFile(
             file_id=file_id,
             filename=storage.clean_filename(name, sink.mime),
@@ -260,7 +291,7 @@ class AttachmentPhase:
             legacy_status=check.status,
         )
         stored.validate()
-        return check, stored
+        return stored
 
     def _account(self, row: AttachmentRow, check: FileCheck) -> None:
         run = self.run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ import threading
 import warnings
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from .source import ExportSource
@@ -76,6 +79,15 @@ class FileCheck:
     notes: list[str] = field(default_factory=list)
     text: str = ""
     text_truncated: bool = False
+    #: Applies the PDF text a TextWorker is extracting; ``settle`` waits for it.
+    pending: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> FileCheck:
+        """Wait for the text extraction handed to a TextWorker (if any); return self."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending()
+        return self
 
     @property
     def reason(self) -> str:
@@ -115,11 +127,14 @@ def inspect_attachment(
     max_text_chars: int = MAX_TEXT_CHARS,
     timeout: float = PDFTOTEXT_TIMEOUT,
     engine: str = "auto",
+    texts: TextWorker | None = None,
 ) -> FileCheck:
     """Stream one attachment in chunks: size, sha256, flags, and PDF text.
 
     Every chunk is also passed to ``sink`` (e.g. a GridFS file's ``write``) so the bytes are
-    read once. PDFs are copied to a temporary file for pdftotext; nothing is held whole.
+    read once. PDFs are copied to a temporary file for text extraction; nothing is held
+    whole. With ``texts`` the text is extracted in that worker process while the caller goes
+    on: the check is complete only after ``check.settle()``.
     """
     member = resolve_attachment(source, path, files_dir)
     if member is None:
@@ -133,6 +148,7 @@ def inspect_attachment(
     tail = b""
     encrypt_mark = False
     temp = None
+    handed_over = False  # the temporary copy belongs to the text worker
     try:
         with source.open(member) as stream:
             while chunk := stream.read(CHUNK):
@@ -157,20 +173,15 @@ def inspect_attachment(
         _check_bytes(check, expected_size, expected_sha256, head)
         if temp is not None and size:
             temp.close()
-            _check_pdf(
-                check,
-                temp.name,
-                head,
-                tail,
-                encrypt_mark,
-                extract_text,
-                TextOptions(max_text_chars, timeout, engine),
+            options = TextOptions(max_text_chars, timeout, engine)
+            handed_over = _check_pdf(
+                check, temp.name, head, tail, encrypt_mark, extract_text, options, texts
             )
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         check.size, check.sha256 = size, None
         check.flag(UNREADABLE, f"Không đọc hết được tệp: {exc}.")
     finally:
-        if temp is not None:
+        if temp is not None and not handed_over:
             temp.close()
             os.unlink(temp.name)
     return check
@@ -198,19 +209,73 @@ def _check_pdf(
     encrypt_mark: bool,
     extract_text: bool,
     options: TextOptions,
-) -> None:
+    texts: TextWorker | None,
+) -> bool:
+    """Check a PDF's structure and read its text; return True if ``texts`` took the file."""
     if b"%PDF-" not in head:
         check.flag(DAMAGED_PDF, "Tệp .pdf không có tiêu đề %PDF: không phải PDF hoặc đã hỏng.")
-        return
+        return False
     if b"%%EOF" not in tail:
         check.flag(DAMAGED_PDF, "PDF thiếu dấu kết thúc %%EOF: tệp có thể bị cắt cụt.")
     if not extract_text:
         if encrypt_mark:
             _probe_encryption(check, path)
-        return
-    result = extract_pdf_text(
+        return False
+    if texts is None:
+        _apply_text(check, _extract(path, options), encrypt_mark)
+        return False
+    future = texts.submit(path, options)
+    check.pending = lambda: _apply_text(check, future.result(), encrypt_mark)
+    return True
+
+
+def _extract(path: str, options: TextOptions) -> PdfText:
+    return extract_pdf_text(
         path, max_chars=options.max_chars, timeout=options.timeout, engine=options.engine
     )
+
+
+def _extract_and_remove(path: str, options: TextOptions) -> PdfText:
+    """Extract a temporary copy's text, then delete the copy (runs in the text worker)."""
+    try:
+        return _extract(path, options)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+class TextWorker:
+    """A process that extracts PDF text while the importer streams the next files.
+
+    Extraction is most of an attachment's cost, and pdfium's many short calls keep
+    reclaiming the GIL: a thread gains almost nothing, a process takes the other core.
+    Started on the first PDF; ``close`` waits for what was submitted (each job deletes its
+    temporary copy, so none is left behind).
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, path: str, options: TextOptions) -> Future[PdfText]:
+        """Extract ``path``'s text and then delete the file, in the worker process."""
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(1, mp_context=context)
+        return self._pool.submit(_extract_and_remove, path, options)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> TextWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _apply_text(check: FileCheck, result: PdfText, encrypt_mark: bool) -> None:
     check.text, check.text_truncated = result.text, result.truncated
     if result.error == "encrypted":
         check.flag(ENCRYPTED_PDF, "PDF được mã hóa bằng mật khẩu: không đọc được nội dung.")

@@ -126,3 +126,30 @@ def test_temporary_copies_are_removed(kit, pdf_bytes, tmp_path, monkeypatch):
     with open_export(export_with(kit, {"files/a.pdf": pdf_bytes})) as source:
         inspect_attachment(source, "files/a.pdf")
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_text_worker_gives_the_same_checks_and_removes_its_copies(
+    kit, pdf_bytes, tmp_path, monkeypatch
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(files_module.tempfile, "tempdir", None)
+    members = {
+        "files/a.pdf": pdf_bytes,
+        "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
+        "files/own.pdf": kit.encrypt_pdf(pdf_bytes, ""),
+        "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n",
+        "files/cut.pdf": pdf_bytes[: len(pdf_bytes) // 2],
+        "files/note.txt": b"not a pdf",
+    }
+    names = [m.removeprefix("files/") for m in members]
+    with open_export(export_with(kit, members)) as source:
+        inline = [inspect_attachment(source, f"files/{n}") for n in names]
+        with files_module.TextWorker() as texts:
+            later = [inspect_attachment(source, f"files/{n}", texts=texts) for n in names]
+            assert [c.pending is not None for c in later] == [True] * 5 + [False]
+            settled = [c.settle() for c in later]
+    assert settled == inline and all(c.pending is None for c in settled)
+    assert {c.status for c in settled} == {"ok", "encrypted_pdf", "damaged_pdf"}
+    assert list(temp.glob("legacy-*")) == []  # (multiprocessing keeps its own pymp-* dir)
