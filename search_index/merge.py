@@ -2,8 +2,9 @@
 
 Whoosh merges by pushing every posting of every segment through its writer again (several
 Python calls per posting). Here each term's posting lists are decoded whole, renumbered and
-concatenated with C-level helpers, then written by the segment builder's block writer, so a
-merge costs about as much as reading the postings. Deleted documents are dropped.
+concatenated with C-level helpers, then encoded a chunk of terms at a time by the segment
+builder's bulk encoder (``search_index.blocks``), so a merge costs about as much as reading
+the postings. Deleted documents are dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from itertools import compress
 from typing import Any
 
+import numpy as np
 from whoosh.codec.whoosh3 import W3Codec, W3Segment
 from whoosh.fields import Schema
 from whoosh.filedb.filestore import Storage
@@ -21,8 +23,9 @@ from whoosh.reading import SegmentReader
 from whoosh.system import pack_ushort
 from whoosh.util.numeric import byte_to_length
 
+from search_index import blocks
 from search_index.postings import SegmentView, members
-from search_index.segment import BufferedOut, TermsWriter, per_document_writer, term_info
+from search_index.segment import BufferedOut, TermsWriter, per_document_writer
 
 #: Size tiers (documents written, deleted ones included): a tier holding MERGE_FACTOR
 #: segments is merged into one. Segments of 5,000 documents or more (bulk batches, earlier
@@ -93,27 +96,41 @@ def _merge(
     out = BufferedOut(segment.create_file(storage, W3Codec.POSTS_EXT))
     fieldmap: dict[str, int] = {}
     terms.extras["fieldmap"] = fieldmap
-    keys: list[bytes] = []
-    infos: list[bytes] = []
+    keys: list[bytes] = []  # the current field's terms
+    infos: list[bytes] = []  # and the term infos written so far
     current: tuple[str, bytes] | None = None
     parts: list[tuple[array, array]] = []
+    # Postings of the terms not encoded yet, one term after the other.
+    todo_ids, todo_freqs, todo_counts = array("I"), array("I"), array("q")
+
+    def encode() -> None:
+        nonlocal todo_ids, todo_freqs, todo_counts
+        if todo_counts:
+            infos.extend(blocks.write_postings(
+                out, np.frombuffer(todo_ids, np.uint32), np.frombuffer(todo_freqs, np.uint32),
+                np.frombuffer(todo_counts, np.int64),
+            ))  # fmt: skip
+            # New arrays: the numpy views still hold the old ones' buffers.
+            todo_ids, todo_freqs, todo_counts = array("I"), array("I"), array("q")
 
     def flush() -> None:
         if current is None or not parts:
             return
         name, word = current
         if name not in fieldmap:
+            encode()
             terms.add_sorted(keys, infos)
             keys.clear()
             infos.clear()
             fieldmap[name] = len(fieldmap)
-        ids = array("I")
-        freqs = array("I")
+        before = len(todo_ids)
         for part_ids, part_freqs in parts:
-            ids.extend(part_ids)
-            freqs.extend(part_freqs)
+            todo_ids.extend(part_ids)
+            todo_freqs.extend(part_freqs)
+        todo_counts.append(len(todo_ids) - before)
         keys.append(pack_ushort(fieldmap[name]) + word)
-        infos.append(term_info(out, ids, freqs))
+        if len(todo_ids) >= blocks.CHUNK_POSTINGS:
+            encode()
 
     streams = [_terms(view, i) for i, view in enumerate(views)]
     for key, index, raw in heapq.merge(*streams):
@@ -133,6 +150,7 @@ def _merge(
             kept = array("I", map(mapping.__getitem__, compress(docs, keep)))
             parts.append((kept, array("I", compress(freqs, keep))))
     flush()
+    encode()
     terms.add_sorted(keys, infos)
     out.close()
     terms.close()

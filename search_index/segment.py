@@ -13,9 +13,7 @@ segment.
 from __future__ import annotations
 
 import operator
-import pickle
 import struct
-import sys
 import zlib
 from array import array
 from collections.abc import Iterable
@@ -23,7 +21,7 @@ from itertools import accumulate, chain, repeat
 from typing import Any
 
 import numpy as np
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3Codec, W3Segment, W3TermInfo
+from whoosh.codec.whoosh3 import W3Codec, W3Segment
 from whoosh.fields import Schema
 from whoosh.filedb import filetables
 from whoosh.filedb.filestore import Storage
@@ -31,19 +29,12 @@ from whoosh.system import pack_ushort
 from whoosh.util.numlists import GrowableArray
 
 from search_index import blocks, schema
-from search_index.blocks import BLOCK_LIMIT, COMPRESS_MIN, INLINE_LIMIT
-from search_index.blocks import MAX_LENGTH_BYTE as _MAX_LENGTH_BYTE
-from search_index.blocks import MIN_LENGTH_BYTE as _MIN_LENGTH_BYTE
 from search_index.document import PreparedDocument
 from search_index.terms import TermCounts, TermTable, value_counts
 
 #: zlib level of the stored-fields column (Whoosh's default is 3).
 STORED_LEVEL = 0
-_INT = struct.Struct("!i")
-_LONG = struct.Struct("!q")  # whoosh.system pack_long
-# Lists at least this long get their deltas by big-int arithmetic instead of map().
-_SWAR_MIN = 48
-_LITTLE = sys.byteorder == "little"
+_LENGTHS = struct.Struct("!ii")
 #: Term maps that documents are grouped by before numbering: title, body, attachments (the
 #: copies of one text stay together, with or without their body: nearby numbers encode small).
 GROUP_FIELDS = tuple(
@@ -352,104 +343,3 @@ class TermsWriter(filetables.OrderedHashWriter):
             zip((start + 12 * table_starts).tolist(), numslots.tolist(), strict=True)
         )
         self.dbfile.write(table.tobytes())
-
-
-_LENGTHS = struct.Struct("!ii")
-_TERMINFO = W3TermInfo._struct
-
-
-def term_info(out: BufferedOut, ids: array, freqs: array) -> bytes:
-    """Write a term's postings (or inline them) and return its term info bytes."""
-    count = len(ids)
-    fmax = max(freqs)
-    if count <= INLINE_LIMIT:
-        head = _TERMINFO.pack(
-            1,
-            float(sum(freqs)),
-            count,
-            _MIN_LENGTH_BYTE,
-            _MAX_LENGTH_BYTE,
-            float(fmax),
-            ids[0],
-            ids[-1],
-        )
-        weights = tuple(map(float, freqs))
-        return head + pickle.dumps((tuple(ids), weights, None), 2)
-    if count <= BLOCK_LIMIT:
-        return _single_block(out, ids, freqs, fmax)
-    return _write_postings(out, ids, freqs, fmax)
-
-
-def _deltas(ids: array) -> array:
-    """Return ids[i] - ids[i - 1] (ids[0] first) for strictly increasing 32-bit ids."""
-    if len(ids) < _SWAR_MIN or not _LITTLE:
-        return array("I", map(operator.sub, ids, chain((0,), ids)))
-    # Treat the array as one big integer of 32-bit lanes and subtract it from itself shifted
-    # by one lane: every lane is larger than the one before it, so no lane borrows.
-    width = 32 * len(ids)
-    value = int.from_bytes(ids.tobytes(), "little")
-    shifted = (value << 32) & ((1 << width) - 1)
-    result = array("I")
-    result.frombytes((value - shifted).to_bytes(4 * len(ids), "little"))
-    return result
-
-
-def _single_block(out: BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
-    """Write a posting list that fits in one block; return its term info bytes."""
-    count = len(ids)
-    data = pickle.dumps((tuple(_deltas(ids)), None if fmax == 1 else tuple(freqs), None), 2)
-    comp = 0
-    if count >= COMPRESS_MIN:
-        comp = 1
-        data = zlib.compress(data, comp)
-    info = pickle.dumps((count, ids[-1], float(fmax), comp, _MIN_LENGTH_BYTE, _MAX_LENGTH_BYTE), 2)
-    start = out.offset
-    out.write(WHOOSH3_HEADER_MAGIC + _INT.pack(-(len(info) + len(data))) + info + data)
-    head = _TERMINFO.pack(
-        0,
-        float(sum(freqs)),
-        count,
-        _MIN_LENGTH_BYTE,
-        _MAX_LENGTH_BYTE,
-        float(fmax),
-        ids[0],
-        ids[-1],
-    )
-    return head + _LONG.pack(start) + _INT.pack(out.offset - start)
-
-
-def _write_postings(out: BufferedOut, ids: array, freqs: array, fmax: int) -> bytes:
-    """Write a posting list in several blocks (W3 format); return its term info bytes."""
-    start = out.offset
-    parts = [WHOOSH3_HEADER_MAGIC]
-    total = len(ids)
-    deltas = _deltas(ids)
-    for lo in range(0, total, BLOCK_LIMIT):
-        hi = min(lo + BLOCK_LIMIT, total)
-        block_deltas = deltas[lo:hi]
-        block_deltas[0] = ids[lo]  # Whoosh decodes each block's deltas from zero
-        weights = freqs[lo:hi]
-        blockmax = max(weights)
-        data = pickle.dumps(
-            (tuple(block_deltas), None if blockmax == 1 else tuple(weights), None), 2
-        )
-        data = zlib.compress(data, 1)
-        info = pickle.dumps(
-            (hi - lo, ids[hi - 1], float(blockmax), 1, _MIN_LENGTH_BYTE, _MAX_LENGTH_BYTE), 2
-        )
-        blocklength = len(info) + len(data)
-        parts.append(_INT.pack(-blocklength if hi == total else blocklength))
-        parts.append(info)
-        parts.append(data)
-    out.write(b"".join(parts))
-    head = _TERMINFO.pack(
-        0,
-        float(sum(freqs)),
-        total,
-        _MIN_LENGTH_BYTE,
-        _MAX_LENGTH_BYTE,
-        float(fmax),
-        ids[0],
-        ids[-1],
-    )
-    return head + _LONG.pack(start) + _INT.pack(out.offset - start)

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import random
 import struct
 import zlib
-from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3TermInfo
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Term
 
-from search_index import blocks, document, segment, writer
+from search_index import blocks, document, writer
+from search_index.blocks import BLOCK_LIMIT, COMPRESS_MIN, INLINE_LIMIT
 from search_index.schema import build_schema
-from search_index.segment import BLOCK_LIMIT, INLINE_LIMIT, SegmentBuilder
+from search_index.segment import SegmentBuilder
 
 LONG = " ".join(f"điều {i} quy định về hồ sơ lưu trữ" for i in range(200))
 
@@ -137,7 +138,7 @@ class _Out:
 
 def _decode(out: _Out, info: bytes) -> tuple[bytes, list]:
     """Return a term info's header and its blocks' unpickled infos and data (as Whoosh reads)."""
-    head = info[: segment._TERMINFO.size]
+    head = info[: W3TermInfo._struct.size]
     if info[0]:  # postings inlined in the term info
         ids, weights, _ = pickle.loads(info[len(head) :])
         return head, [tuple(ids), tuple(map(int, weights))]
@@ -159,8 +160,26 @@ def _decode(out: _Out, info: bytes) -> tuple[bytes, list]:
         pos += 4 + blocklen
 
 
-def test_bulk_posting_writer_encodes_like_whoosh_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Posting lists encoded all at once read back as those pickled term by term."""
+def _expected(ids: list[int], freqs: list[int]) -> tuple[bytes, list]:
+    """What ``_decode`` must read back for one posting list: the W3 format, spelled out."""
+    inline = len(ids) <= INLINE_LIMIT
+    head = W3TermInfo._struct.pack(
+        inline, sum(freqs), len(ids), 0, 255, max(freqs), ids[0], ids[-1]
+    )
+    if inline:
+        return head, [tuple(ids), tuple(freqs)]
+    compressed = int(len(ids) >= COMPRESS_MIN)
+    found = []
+    for lo in range(0, len(ids), BLOCK_LIMIT):
+        block, weights = ids[lo : lo + BLOCK_LIMIT], freqs[lo : lo + BLOCK_LIMIT]
+        deltas = (block[0], *(b - a for a, b in itertools.pairwise(block)))
+        info = (len(block), block[-1], float(max(weights)), compressed, 0, 255)
+        found.append((info, (deltas, None if max(weights) == 1 else tuple(weights), None)))
+    return head, found
+
+
+def test_bulk_posting_writer_encodes_whoosh_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posting lists encoded all at once read back as the W3 format has them, term by term."""
     rng = random.Random(3)
     lists = []
     for count in (1, 8, 9, 63, 64, 200, 512, 513, 1500):
@@ -168,18 +187,17 @@ def test_bulk_posting_writer_encodes_like_whoosh_pickles(monkeypatch: pytest.Mon
             ids = sorted(rng.sample(range(count * gap + 1), count))
             lists.append((ids, [rng.randint(1, fmax) for _ in ids]))
     rng.shuffle(lists)
-    old, new = _Out(), _Out()
-    expected = [segment.term_info(old, array("I", ids), array("I", f)) for ids, f in lists]
+    out = _Out()
     monkeypatch.setattr(blocks, "CHUNK_POSTINGS", 2000)  # several chunks
     written = blocks.write_postings(
-        new,
+        out,
         np.array([x for ids, _ in lists for x in ids]),
         np.array([x for _, freqs in lists for x in freqs]),
         np.array([len(ids) for ids, _ in lists]),
     )
-    assert len(written) == len(expected)
-    for old_info, new_info in zip(expected, written, strict=True):
-        assert _decode(new, new_info) == _decode(old, old_info)
+    assert len(written) == len(lists)
+    for (ids, freqs), info in zip(lists, written, strict=True):
+        assert _decode(out, info) == _expected(ids, freqs)
 
 
 def test_copies_of_a_text_get_consecutive_numbers(
