@@ -219,6 +219,21 @@ def _build_in_worker(
     return segment, ids, time.process_time() - started
 
 
+def _share_texts(batch: list[IndexRecord]) -> list[IndexRecord]:
+    """Make equal texts of a batch one object, so pickling sends each of them once.
+
+    Copies of one circular (filed by many units) come in one batch with equal bodies read
+    as separate strings; pickle writes an object it has seen as a reference.
+    """
+    seen: dict[str, str] = {}
+    for record in batch:
+        if body := record.get("body"):
+            record["body"] = seen.setdefault(body, body)
+        if attached := record.get("attachment_text"):
+            record["attachment_text"] = seen.setdefault(attached, attached)
+    return batch
+
+
 def _batches(records: Iterable[IndexRecord], size: int) -> Iterator[list[IndexRecord]]:
     iterator = iter(records)
     while batch := list(islice(iterator, size)):
@@ -330,7 +345,7 @@ class BulkWriter:
         while len(self._pending) > self.procs:
             self._commit_next()
         segid = W3Segment._random_id()
-        job = self._pool.apply_async(_build_in_worker, (self.path, batch, segid))
+        job = self._pool.apply_async(_build_in_worker, (self.path, _share_texts(batch), segid))
         self._pending.append((segid, job))
 
     def _commit_next(self) -> None:

@@ -131,6 +131,30 @@ def test_worker_processes_build_batches_without_losing_any(
     assert result["facets"]["doc_type"] == [{"value": "Công văn", "count": 40}]
 
 
+def test_batches_go_to_workers_with_each_text_once(
+    tmp_path: Path, record: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies of a text read as separate strings are pickled once per batch."""
+    import pickle
+
+    sent: list[int] = []
+    share = writer._share_texts
+
+    def spy(batch: list[Any]) -> list[Any]:
+        shared = share(batch)
+        sent.append(len(pickle.dumps(shared, 2)))
+        return shared
+
+    monkeypatch.setattr(writer, "_share_texts", spy)
+    body = "nội dung công văn " * 200
+    records = [record(f"d{i}", "Công văn", "".join(list(body))) for i in range(10)]
+    assert len({id(r["body"]) for r in records}) == 10
+    assert writer.index_documents(tmp_path / "ix", records, batch_size=10, procs=2) == 10
+    assert sent and sent[0] < 2 * len(body.encode())  # one copy of the body, not ten
+    result = searcher.search(tmp_path / "ix", "công văn", principals=["all"])
+    assert result["total"] == 10
+
+
 def test_searches_see_a_recreated_index_at_the_same_generation(
     tmp_path: Path, record: Callable[..., Any]
 ) -> None:
