@@ -10,10 +10,12 @@ them all. ``accelerate()`` makes three mongomock methods do what MongoDB's index
 - a unique index keeps a value -> ``_id`` map, checked against the stored document;
 - ``find_one()`` without a filter (GridFS asks it for every file) reads the first document.
 
-Two costs that grow with the documents, not with the collection, are cut as well: an update
-snapshots (for its rollback) only the top-level fields it touches instead of deep-copying the
-whole document, and a cursor hands out its next result without copying the rest of the list
-(stock iteration is quadratic in the result size).
+Three costs that grow with the documents, not with the collection, are cut as well: an
+update snapshots (for its rollback) only the top-level fields it touches instead of
+deep-copying the whole document, a cursor hands out its next result without copying the rest
+of the list (stock iteration is quadratic in the result size), and the walk that truncates
+datetimes to milliseconds in every document written and every filter passes strings, numbers
+and ids by their exact type instead of five ``isinstance`` checks each.
 
 Everything else (other filters, values of other types, partial or collated indexes) takes the
 stock path, so queries match the same documents. Several documents read by ``_id`` come in
@@ -274,6 +276,24 @@ def _update(self: Any, spec: Any, document: Any, *args: Any, **kwargs: Any) -> A
         _updating.fields, _updating.store = previous
 
 
+#: Values mongomock's datetime walk returns unchanged (exact types: subclasses go the stock way).
+_LEAVES = frozenset((str, int, float, bool, type(None), bytes, ObjectId, uuid.UUID))
+
+
+def _patch_datetimes(value: Any) -> Any:
+    """mongomock.helpers.patch_datetime_awareness_in_document, with plain values passed fast."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is dict:
+        leaves = _LEAVES
+        return {k: v if type(v) in leaves else _patch_datetimes(v) for k, v in value.items()}
+    if kind is list:
+        leaves = _LEAVES
+        return [v if type(v) in leaves else _patch_datetimes(v) for v in value]
+    return _installed["patch_datetimes"](value)  # datetimes, tuples, SON, Timestamp...
+
+
 def _cursor_next(self: Any) -> Any:
     # Stock: self._compute_results(with_limit_and_skip=True)[self._emitted], which slices
     # (copies) the remaining results on every call.
@@ -300,6 +320,7 @@ _STOCK_NAMES = {"_iter_documents": "iter", "_ensure_uniques": "uniques", "_updat
 def accelerate() -> None:
     """Patch mongomock with the index-like lookups (idempotent)."""
     from mongomock import collection as mc
+    from mongomock import helpers
 
     if _installed:
         return
@@ -311,15 +332,20 @@ def accelerate() -> None:
         _installed[key] = _installed[f"Collection.{name}"]
     _installed["find_one"] = _installed["Collection.find_one"]
     mc.copy = _CopyModule()  # type: ignore[assignment]
+    # Looked up as helpers.<name> by its callers and by its own recursion.
+    _installed["patch_datetimes"] = helpers.patch_datetime_awareness_in_document
+    helpers.patch_datetime_awareness_in_document = _patch_datetimes
 
 
 def restore() -> None:
     """Undo ``accelerate()`` (tests compare against stock mongomock)."""
     from mongomock import collection as mc
+    from mongomock import helpers
 
     if not _installed:
         return
     for owner, name, _ in _PATCHES:
         setattr(getattr(mc, owner), name, _installed[f"{owner}.{name}"])
     mc.copy = copy
+    helpers.patch_datetime_awareness_in_document = _installed["patch_datetimes"]
     _installed.clear()

@@ -285,3 +285,40 @@ def test_cursors_hand_out_the_same_results():
     stock, patched = both(cursors)
     assert patched == stock
     assert stock[3] == [7, 6, 5] and stock[4] == [0, 1, 2, 3] and stock[6] == []
+
+
+def test_datetime_walk_gives_what_the_stock_walk_gives(fast):
+    from collections import OrderedDict
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from bson import SON, Decimal128, Timestamp
+    from mongomock import helpers
+
+    hanoi = timezone(timedelta(hours=7))
+    value = {
+        "s": "văn bản", "n": 3, "f": 1.5, "b": True, "none": None, "raw": b"\x00",
+        "oid": ObjectId(), "uuid": uuid.uuid4(), "dec": Decimal128("1.10"),
+        "naive": datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "aware": datetime(2026, 1, 2, 10, 4, 5, 999999, tzinfo=hanoi),
+        "list": [datetime(2026, 5, 1, tzinfo=UTC), {"at": datetime(2026, 5, 1, 0, 0, 0, 1)}],
+        "tuple": (1, datetime(2026, 5, 1, 0, 0, 0, 1500)),
+        "ordered": OrderedDict(at=datetime(2026, 5, 1, 0, 0, 0, 2500)),
+        "son": SON([("at", datetime(2026, 5, 1, 0, 0, 0, 3500))]),
+        "ts": Timestamp(5, 1),
+    }  # fmt: skip
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, dict):
+            return type(v), {k: typed(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return type(v), [typed(x) for x in v]
+        return type(v), v, getattr(v, "tzinfo", None)
+
+    mongomock_speed.restore()
+    expected = helpers.patch_datetime_awareness_in_document(value)
+    mongomock_speed.accelerate()
+    assert helpers.patch_datetime_awareness_in_document is mongomock_speed._patch_datetimes
+    fast_result = helpers.patch_datetime_awareness_in_document(value)
+    assert typed(fast_result) == typed(expected)
+    assert fast_result["aware"] == datetime(2026, 1, 2, 3, 4, 5, 999000)
+    assert fast_result["list"][1]["at"].microsecond == 0
