@@ -27,8 +27,6 @@ FEED_BATCH = 5_000
 #: While rows still come, the feed waits for this many new documents: in subject order the
 #: copies of a text among them come together (the same circular received by several units
 #: comes in at about the same time), so each batch inverts each text once for several copies.
-#: A smaller export waits for half its rows (at least a batch), or the index would start only
-#: once every row is in.
 FEED_WINDOW = 4 * FEED_BATCH
 
 IndexHook = Callable[[list[str], int], object]
@@ -64,8 +62,6 @@ class IndexStep:
         self.queued: set[str] = set()  # every id the feed was given (or will be)
         self.later: set[str] = set()  # ids waiting for their files
         self._refill_at = 0  # documents phase: rows stored before the next pending query
-        expected = run.totals.get("documents", 0)
-        self.window = min(FEED_WINDOW, max(FEED_BATCH, expected // 2))
         # Once the documents phase is over, only `more` (and the last step) adds pending
         # documents: one query after each is enough, not one per commit.
         self._settled = False
@@ -109,8 +105,8 @@ class IndexStep:
             self._settled = True
         fresh = [str(i) for i in self._pending_ids()]
         fresh = [i for i in fresh if i not in self.queued and i not in self.later]
-        if run.phase == "documents" and len(fresh) < self.window:
-            self._refill_at = rows + self.window - len(fresh)
+        if run.phase == "documents" and len(fresh) < FEED_WINDOW:
+            self._refill_at = rows + FEED_WINDOW - len(fresh)
             return
         self.queue.extend(fresh)
         self.queued.update(fresh)

@@ -835,29 +835,3 @@ def test_idle_feed_queries_pending_documents_once_per_change(
     # One query once the documents are in, one when the files are in.
     assert phases.count("attachments") + phases.count("history") <= 2
     assert_indexed()
-
-
-def test_export_smaller_than_the_feed_window_is_indexed_while_it_loads(
-    admin, crash_export, small_batches, monkeypatch, tmp_path
-):
-    """The feed waits for half the rows of a small export, not for all of them."""
-    import shutil
-
-    export = shutil.copytree(crash_export, tmp_path / "export")
-    (export / "manifest.json").unlink()  # (it counts the 300 rows of the whole sample)
-    monkeypatch.setattr(index_step, "FEED_WINDOW", 10_000)  # larger than the 80 documents
-    queued: list[tuple[str, int]] = []
-    original = index_step.IndexStep._refill
-
-    def refill(self: index_step.IndexStep) -> None:
-        before = len(self.queued)
-        original(self)
-        queued.append((self.run.phase, len(self.queued) - before))
-
-    monkeypatch.setattr(index_step.IndexStep, "_refill", refill)
-    report = importer.run_batch(str(new_batch(export, admin).pk))
-    assert report["status"] == "done"
-    # Window: half of 80 rows; the documents that wait for files are queued later.
-    during = sum(n for phase, n in queued if phase == "documents")
-    assert 0 < during <= 80 - 24
-    assert_indexed()
