@@ -29,6 +29,7 @@ from workflows import legacy_import_index as index_step
 from workflows import storage
 from workflows.errors import Forbidden
 from workflows.legacy import default_mapping, open_export, read_documents
+from workflows.legacy.files import TextWorker
 from workflows.legacy_import_run import ImportRun
 
 # shared/ sits beside the repository, as in CI.
@@ -835,3 +836,34 @@ def test_idle_feed_queries_pending_documents_once_per_change(
     # One query once the documents are in, one when the files are in.
     assert phases.count("attachments") + phases.count("history") <= 2
     assert_indexed()
+
+
+def test_a_pdf_that_crashes_the_reader_is_kept_flagged_and_the_import_ends(
+    admin, crash_export, tmp_path, monkeypatch
+):
+    """The file that kills the PDF text worker is damaged evidence, not a failed import."""
+    import functools
+    import shutil
+
+    from tests.workflows.pdf_reader_crash import MARKER, crash_on_marker
+
+    export = shutil.copytree(crash_export, tmp_path / "export")
+    (export / "manifest.json").unlink()  # (its counts are those of the whole sample)
+    good = next((export / "files").rglob("*.pdf")).read_bytes()
+    (export / "files" / "boom.pdf").write_bytes(good.replace(b"\n", b"\n" + MARKER + b"\n", 1))
+    with open(export / "attachments.csv", "a", encoding="utf-8") as out:
+        out.write("400003-VBĐT,files/boom.pdf,Tờ trình.pdf,,\n")
+    monkeypatch.setattr(files_phase, "TextWorker", functools.partial(TextWorker, crash_on_marker))
+    batch, report = run_import(export, admin)
+    assert report["status"] == "done"
+    reconciles(report)
+    assert report["attachments"]["flawed"] == 1
+    problem = ImportProblem.objects.get(batch_id=str(batch.pk), kind="damaged_pdf")
+    assert problem.legacy_id == "400003-VBĐT" and "dừng đột ngột" in problem.reason
+    doc = Document.objects.get(legacy_id="400003-VBĐT")
+    boom = next(a for a in doc.attachments if a.legacy_path == "files/boom.pdf")
+    assert boom.flags == ["damaged"] and not boom.text_extracted
+    assert storage.read_file(boom.file_id) == (export / "files" / "boom.pdf").read_bytes()
+    assert sum(a.text_extracted for d in Document.objects(migrated=True) for a in d.attachments)
+    assert_indexed()
+    assert_no_orphans()

@@ -15,6 +15,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -225,8 +226,8 @@ def _check_pdf(
     if texts is None:
         _apply_text(check, _extract(path, options), encrypt_mark)
         return False
-    future = texts.submit(path, options)
-    check.pending = lambda: _apply_text(check, future.result(), encrypt_mark)
+    result = texts.submit(path, options)
+    check.pending = lambda: _apply_text(check, result(), encrypt_mark)
     return True
 
 
@@ -245,26 +246,65 @@ def _extract_and_remove(path: str, options: TextOptions) -> PdfText:
             os.unlink(path)
 
 
+#: Why a file is damaged when reading it alone kills the text worker (a pdfium crash).
+READER_CRASHED = "trình đọc PDF dừng đột ngột khi đọc tệp này."
+
+
 class TextWorker:
     """A process that extracts PDF text while the importer streams the next files.
 
     Extraction is most of an attachment's cost, and pdfium's many short calls keep
-    reclaiming the GIL: a thread gains almost nothing, a process takes the other core.
+    reclaiming the GIL: a thread gains almost nothing, a process takes the other core. In
+    a process, a PDF that crashes pdfium kills the worker, not the import: the files that
+    were in flight are read again one at a time, each in a process of its own, and the one
+    that crashes it again is flagged damaged.
+
     Started on the first PDF; ``close`` waits for what was submitted (each job deletes its
     temporary copy) and removes ``dir``, where the copies go: files are created there about
-    three times faster than in a shared /tmp holding a thousand entries.
+    three times faster than in a shared /tmp holding a thousand entries. ``job`` is the
+    function run in the worker (tests swap it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, job: Callable[[str, TextOptions], PdfText] | None = None) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self.job = job or _extract_and_remove
         self.dir = tempfile.mkdtemp(prefix="legacy-text-")
 
-    def submit(self, path: str, options: TextOptions) -> Future[PdfText]:
-        """Extract ``path``'s text and then delete the file, in the worker process."""
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(1, mp_context=context)
-        return self._pool.submit(_extract_and_remove, path, options)
+    def submit(self, path: str, options: TextOptions) -> Callable[[], PdfText]:
+        """Extract ``path``'s text, then delete the file; return what waits for the text."""
+        pool = self._pool or self._start()
+        try:
+            future = pool.submit(self.job, path, options)
+        except BrokenProcessPool:  # a file before this one killed the worker
+            self._drop(pool)
+            pool = self._start()
+            future = pool.submit(self.job, path, options)
+        return lambda: self._result(pool, future, path, options)
+
+    def _start(self) -> ProcessPoolExecutor:
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+        return self._pool
+
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        pool.shutdown(wait=False)
+        if self._pool is pool:
+            self._pool = None
+
+    def _result(
+        self, pool: ProcessPoolExecutor, future: Future[PdfText], path: str, options: TextOptions
+    ) -> PdfText:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._drop(pool)
+        log.warning("PDF text worker died; reading %s alone", os.path.basename(path))
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as alone:
+            try:
+                return alone.submit(self.job, path, options).result()
+            except BrokenProcessPool:
+                with suppress(FileNotFoundError):
+                    os.unlink(path)
+                return PdfText(error="damaged", detail=READER_CRASHED)
 
     def close(self) -> None:
         if self._pool is not None:

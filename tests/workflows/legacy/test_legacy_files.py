@@ -153,3 +153,33 @@ def test_text_worker_gives_the_same_checks_and_removes_its_copies(
     assert settled == inline and all(c.pending is None for c in settled)
     assert {c.status for c in settled} == {"ok", "encrypted_pdf", "damaged_pdf"}
     assert list(temp.glob("legacy-*")) == []  # (multiprocessing keeps its own pymp-* dir)
+
+
+def test_a_pdf_that_kills_the_text_worker_is_flagged_and_the_rest_read(
+    kit, pdf_bytes, tmp_path, monkeypatch
+):
+    import time
+
+    from tests.workflows.pdf_reader_crash import MARKER, crash_on_marker
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(files_module.tempfile, "tempdir", None)
+    crashing = pdf_bytes.replace(b"\n", b"\n" + MARKER + b"\n", 1)
+    members = {"files/ok.pdf": pdf_bytes, "files/boom.pdf": crashing}
+    order = ["ok", "boom", "ok", "ok"]
+    source = open_export(export_with(kit, members))
+    with source, files_module.TextWorker(crash_on_marker) as texts:
+        checks = [inspect_attachment(source, f"files/{n}.pdf", texts=texts) for n in order]
+        deadline = time.monotonic() + 30
+        while not texts._pool._broken and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        assert texts._pool._broken  # type: ignore[union-attr]
+        # Submitted to the dead worker: goes to a new one.
+        checks.append(inspect_attachment(source, "files/ok.pdf", texts=texts))
+        settled = [c.settle() for c in checks]
+    assert [c.status for c in settled] == ["ok", "damaged_pdf", "ok", "ok", "ok"]
+    assert all("Điều 1" in c.text for c in settled if c.status == "ok")
+    assert files_module.READER_CRASHED in settled[1].reason
+    assert list(temp.glob("legacy-*")) == []
