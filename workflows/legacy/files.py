@@ -282,7 +282,7 @@ class TextWorker:
         return lambda: self._result(pool, future, path, options)
 
     def _start(self) -> ProcessPoolExecutor:
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+        self._pool = _one_process()
         return self._pool
 
     def _drop(self, pool: ProcessPoolExecutor) -> None:
@@ -297,8 +297,8 @@ class TextWorker:
             return future.result()
         except BrokenProcessPool:
             self._drop(pool)
-        log.warning("PDF text worker died; reading %s alone", os.path.basename(path))
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as alone:
+        log.warning("PDF text worker died; reading the files it had again, one at a time")
+        with _one_process() as alone:
             try:
                 return alone.submit(self.job, path, options).result()
             except BrokenProcessPool:
@@ -317,6 +317,10 @@ class TextWorker:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _one_process() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def _apply_text(check: FileCheck, result: PdfText, encrypt_mark: bool) -> None:
