@@ -294,6 +294,12 @@ def _patch_datetimes(value: Any) -> Any:
     return _installed["patch_datetimes"](value)  # datetimes, tuples, SON, Timestamp...
 
 
+def _drop(self: Any) -> None:
+    """CollectionStore.drop, forgetting the unique-index maps of the dropped documents."""
+    self.__dict__.pop("_speed_unique", None)
+    _installed["drop"](self)
+
+
 def _cursor_next(self: Any) -> Any:
     # Stock: self._compute_results(with_limit_and_skip=True)[self._emitted], which slices
     # (copies) the remaining results on every call.
@@ -320,7 +326,7 @@ _STOCK_NAMES = {"_iter_documents": "iter", "_ensure_uniques": "uniques", "_updat
 def accelerate() -> None:
     """Patch mongomock with the index-like lookups (idempotent)."""
     from mongomock import collection as mc
-    from mongomock import helpers
+    from mongomock import helpers, store
 
     if _installed:
         return
@@ -335,12 +341,14 @@ def accelerate() -> None:
     # Looked up as helpers.<name> by its callers and by its own recursion.
     _installed["patch_datetimes"] = helpers.patch_datetime_awareness_in_document
     helpers.patch_datetime_awareness_in_document = _patch_datetimes
+    _installed["drop"] = store.CollectionStore.drop
+    store.CollectionStore.drop = _drop  # type: ignore[method-assign]
 
 
 def restore() -> None:
     """Undo ``accelerate()`` (tests compare against stock mongomock)."""
     from mongomock import collection as mc
-    from mongomock import helpers
+    from mongomock import helpers, store
 
     if not _installed:
         return
@@ -348,4 +356,5 @@ def restore() -> None:
         setattr(getattr(mc, owner), name, _installed[f"{owner}.{name}"])
     mc.copy = copy
     helpers.patch_datetime_awareness_in_document = _installed["patch_datetimes"]
+    store.CollectionStore.drop = _installed["drop"]  # type: ignore[method-assign]
     _installed.clear()

@@ -179,6 +179,20 @@ def test_an_index_created_again_keeps_its_map(fast):
         things.insert_one({"_id": 4, "code": "c1"})
 
 
+def test_a_dropped_collection_forgets_its_maps(fast):
+    things = fresh()
+    things.create_index("code", unique=True)
+    things.insert_many([{"_id": i, "code": f"c{i}"} for i in range(3)])
+    store = things._store
+    assert len(store.__dict__["_speed_unique"]["code_1"][1]) == 3
+    things.drop()
+    assert "_speed_unique" not in store.__dict__  # nothing of the dropped documents is kept
+    things.create_index("code", unique=True)
+    things.insert_one({"_id": 9, "code": "c1"})
+    with pytest.raises(DuplicateKeyError):
+        things.insert_one({"_id": 10, "code": "c1"})
+
+
 def test_concurrent_inserts_take_a_value_once(fast):
     things = fresh()
     things.create_index("key", unique=True)
