@@ -128,13 +128,17 @@ def test_temporary_copies_are_removed(kit, pdf_bytes, tmp_path, monkeypatch):
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_text_worker_gives_the_same_checks_and_removes_its_copies(
-    kit, pdf_bytes, tmp_path, monkeypatch
-):
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
+@pytest.fixture
+def temp(tmp_path, monkeypatch):
+    """A temporary directory of the test's own, where tempfile puts its files."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setenv("TMPDIR", str(path))
     monkeypatch.setattr(files_module.tempfile, "tempdir", None)
+    return path
+
+
+def test_text_worker_gives_the_same_checks_and_removes_its_copies(kit, pdf_bytes, temp):
     members = {
         "files/a.pdf": pdf_bytes,
         "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
@@ -155,17 +159,11 @@ def test_text_worker_gives_the_same_checks_and_removes_its_copies(
     assert list(temp.glob("legacy-*")) == []  # (multiprocessing keeps its own pymp-* dir)
 
 
-def test_a_pdf_that_kills_the_text_worker_is_flagged_and_the_rest_read(
-    kit, pdf_bytes, tmp_path, monkeypatch
-):
+def test_a_pdf_that_kills_the_text_worker_is_flagged_and_the_rest_read(kit, pdf_bytes, temp):
     import time
 
     from tests.workflows.pdf_reader_crash import MARKER, crash_on_marker
 
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temp))
-    monkeypatch.setattr(files_module.tempfile, "tempdir", None)
     crashing = pdf_bytes.replace(b"\n", b"\n" + MARKER + b"\n", 1)
     members = {"files/ok.pdf": pdf_bytes, "files/boom.pdf": crashing}
     order = ["ok", "boom", "ok", "ok"]
