@@ -62,17 +62,22 @@ def test_without_text_extraction_encryption_is_still_found(kit, pdf_bytes):
     assert own.status == "ok" and own.notes == ["restricted_pdf"]
 
 
-@pytest.mark.parametrize("engine", ["pdfium", "pdftotext", "pypdf"])
-def test_every_engine_classifies_the_same(kit, pdf_bytes, engine):
-    if engine == "pdfium":
-        pytest.importorskip("pypdfium2")
-    members = {
+def pdf_kinds(kit, pdf_bytes):
+    """Members a.pdf (ok), enc.pdf (password), own.pdf (owner password only), bad, cut."""
+    return {
         "files/a.pdf": pdf_bytes,
         "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
         "files/own.pdf": kit.encrypt_pdf(pdf_bytes, ""),
         "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n",
         "files/cut.pdf": pdf_bytes[: len(pdf_bytes) // 2],
     }
+
+
+@pytest.mark.parametrize("engine", ["pdfium", "pdftotext", "pypdf"])
+def test_every_engine_classifies_the_same(kit, pdf_bytes, engine):
+    if engine == "pdfium":
+        pytest.importorskip("pypdfium2")
+    members = pdf_kinds(kit, pdf_bytes)
     with open_export(export_with(kit, members)) as source:
         checks = {
             name: inspect_attachment(source, f"files/{name}.pdf", engine=engine)
@@ -139,14 +144,7 @@ def temp(tmp_path, monkeypatch):
 
 
 def test_text_worker_gives_the_same_checks_and_removes_its_copies(kit, pdf_bytes, temp):
-    members = {
-        "files/a.pdf": pdf_bytes,
-        "files/enc.pdf": kit.encrypt_pdf(pdf_bytes, "x"),
-        "files/own.pdf": kit.encrypt_pdf(pdf_bytes, ""),
-        "files/bad.pdf": b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n",
-        "files/cut.pdf": pdf_bytes[: len(pdf_bytes) // 2],
-        "files/note.txt": b"not a pdf",
-    }
+    members = {**pdf_kinds(kit, pdf_bytes), "files/note.txt": b"not a pdf"}
     names = [m.removeprefix("files/") for m in members]
     with open_export(export_with(kit, members)) as source:
         inline = [inspect_attachment(source, f"files/{n}") for n in names]
