@@ -173,10 +173,7 @@ class AttachmentPhase:
         with TextWorker() as self.texts:
             for row in reader:
                 last = row.row
-                if row.rejected:
-                    self.run.count(TABLE, "rejected")
-                    self.run.row_problems(TABLE, row)
-                else:
+                if not self.run.rejected(TABLE, row):
                     pending.append(row)
                     size += row.size or 0
                 if len(pending) >= BATCH_ROWS or size >= BATCH_BYTES or self.run.must_flush:

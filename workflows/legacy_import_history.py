@@ -68,10 +68,7 @@ class HistoryPhase:
         last = start
         for row in reader:
             last = row.row
-            if row.rejected:
-                self.run.count(TABLE, "rejected")
-                self.run.row_problems(TABLE, row)
-            else:
+            if not self.run.rejected(TABLE, row):
                 pending.append(row)
             if len(pending) >= BATCH_ROWS or self.run.must_flush:
                 self._flush(pending, last)

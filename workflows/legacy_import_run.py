@@ -151,6 +151,13 @@ class ImportRun:
             self.problem(table, entry["row"], entry["legacy_id"], entry["kind"],
                          entry["reason"], entry["severity"])  # fmt: skip
 
+    def rejected(self, table: str, row: Row) -> bool:
+        """Count and report a row the reader rejected; return True if it was."""
+        if row.rejected:
+            self.count(table, "rejected")
+            self.row_problems(table, row)
+        return row.rejected
+
     def count(self, table: str, outcome: str, n: int = 1) -> None:
         """Add ``n`` records to an outcome (and to the table's total)."""
         self.counts[table][outcome] = self.counts[table].get(outcome, 0) + n
